@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the test suite (unit tests + notebook regression). Extra arguments go to pytest.
+#   ./run_tests.sh                 # everything
+#   ./run_tests.sh tests/test_data.py -k split
+set -euo pipefail
+source "$(dirname "$0")/scripts/venv.sh"
+cd "$REPO"
+exec "$PY" -m pytest "$@"
