@@ -39,3 +39,33 @@ def savefig(figure, folder, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "svg"):
         figure.savefig(folder / f"{name}.{ext}", dpi=150, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+
+
+def mask_colors(masks: torch.Tensor) -> torch.Tensor:
+    """Masks [B,N,h,w] -> RGB [B,3,h,w]: each image of the tuple in its own colour (blended where soft)."""
+    palette = torch.tensor([[0.89, 0.10, 0.11], [0.22, 0.49, 0.72], [0.30, 0.69, 0.29], [1.00, 0.50, 0.00],
+                            [0.60, 0.31, 0.64], [0.65, 0.34, 0.16]], device=masks.device)
+    colors = palette[torch.arange(masks.shape[1], device=masks.device) % len(palette)]  # [N, 3]
+    return torch.einsum("bnhw,nc->bchw", masks.float(), colors)
+
+
+def mix_grid(run, images: torch.Tensor, labels: torch.Tensor, *, n_mix: int, examples: int = 6, seed: int = 0,
+             classes: list[str] | None = None):
+    """Rows of (the N inputs | their mask | the mix) for ``examples`` random tuples from one few-shot set."""
+    import torch.nn.functional as F
+
+    from .models import draw_partners
+
+    generator = torch.Generator().manual_seed(seed)
+    anchors = torch.randperm(len(images), generator=generator)[:examples]
+    members = torch.cat([anchors[:, None], draw_partners(labels[anchors], labels, n_mix - 1, generator)], 1)
+    mixes, masks = run.generator.mix_tuples(images[members], run.segments[members], generator=generator, return_masks=True)
+    size = images.shape[-1]
+    mask_rgb = F.interpolate(mask_colors(masks.cpu()), size=(size, size), mode="nearest")
+    tiles = []
+    for row in range(len(members)):
+        tiles += [images[i].float() / 255 for i in members[row]] + [mask_rgb[row], mixes[row].cpu()]
+    titles = [f"input {i + 1}" for i in range(n_mix)] + ["mask", "mix"]
+    row_labels = [classes[int(labels[a])] for a in anchors] if classes else None
+    return image_grid(torch.stack(tiles), rows=len(members), titles=titles, row_labels=row_labels, scale=1.1,
+                      title=f"HydraMix, N = {n_mix}: inputs, mask (colour = source image), generated mix")
