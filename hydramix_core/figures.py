@@ -31,13 +31,13 @@ def image_grid(images: torch.Tensor, *, rows: int, titles: list[str] | None = No
     return figure
 
 
-def savefig(figure, folder, name: str) -> None:
-    """Save a figure as PNG and SVG under ``folder``."""
+def savefig(figure, folder, name: str, *, svg: bool = True) -> None:
+    """Save a figure as PNG (and SVG, for plots; image grids are PNG only) under ``folder``."""
     from pathlib import Path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "svg"):
+    for ext in ("png", "svg") if svg else ("png",):
         figure.savefig(folder / f"{name}.{ext}", dpi=150, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
 
 

@@ -66,4 +66,4 @@ few = train_set.subset(split.indices)
 order = torch.argsort(few.labels, stable=True)
 figure = image_grid(few.images[order], rows=train_set.num_classes, row_labels=train_set.classes, scale=0.9,
                     title=f"{dataset}: {min(samples_per_class)} images per class, seed {seeds[0]}")
-savefig(figure, results / "figures", "01_split_examples")
+savefig(figure, results / "figures", "01_split_examples", svg=False)
