@@ -4,7 +4,7 @@
 # One generator per few-shot split (dataset, samples per class, seed), trained only on
 # that split's images: no pretraining, no extra data. Finished generators are loaded,
 # interrupted ones resume from their last checkpoint. Checkpoints live in
-# `results/<profile>/checkpoints/generators/`; loss histories in `generator_history.csv`.
+# `results/<profile>/checkpoints/generators/<mask kind>/`; loss histories in `generator_history.csv`.
 
 # %% [parameters]
 profile = "smoke"
@@ -26,6 +26,7 @@ import torch
 from hydramix_core.data import load_dataset
 from hydramix_core.figures import mix_grid, savefig
 from hydramix_core.splits import get_split
+from hydramix_core.study import generator_folder
 from hydramix_core.train_generator import GeneratorConfig, resolve_device, train_generator
 
 results = Path(results_dir)
@@ -39,7 +40,8 @@ for n in samples_per_class:
     for seed in seeds:
         split = get_split(train_set, samples_per_class=n, seed=seed, folder=results / "splits")
         config = GeneratorConfig(dataset=dataset, samples_per_class=n, seed=seed, device=device, **generator)
-        run = train_generator(config, train_set, split, results / "checkpoints" / "generators" / split.filename[:-5])
+        folder = generator_folder(results, dataset, n, seed, config.mask_kind)
+        run = train_generator(config, train_set, split, folder)
         runs[(n, seed)] = run
         rows += [{"samples_per_class": n, "seed": seed, **entry} for entry in run.history]
 history = pd.DataFrame(rows)

@@ -1,0 +1,83 @@
+"""Batch augmentations with torchvision v2's call shape: ``(images, labels) -> (images, labels)``.
+
+    augment = HydraMixAugment(run.generator, few.images, few.labels, run.segments, p_gen=0.5)
+    images, labels = augment(images, labels)   # float [B,3,H,W] in [0,1], int64 [B]
+
+``HydraMixAugment`` replaces each sample, with probability ``p_gen``, by a generated image of
+the same class: N images of that class are drawn from the few-shot pool (repeats allowed),
+cropped and flipped together with their segmentations, mixed by the generator under a
+fresh mask. Labels are kept (no label mixing). ``per_batch=True`` instead replaces the whole
+batch with probability ``p_gen`` (ChimeraMix's rule). Without a generator
+(``generator=None``) the same masks mix the images in pixel space ("direct" variants).
+
+Generation runs under ``torch.no_grad`` in one batch per call; with ``bank_size`` > 0 it
+draws from a bank of pre-generated samples per class, refreshed by a fraction
+``bank_refresh`` each call (see ``benchmarks/`` for the speed/diversity trade-off).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .masks import make_masks, random_crop_flip, to_working_size
+from .models import Generator, draw_partners, resize_output
+
+
+class HydraMixAugment:
+    def __init__(self, generator: Generator | None, images: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None,
+                 *, p_gen: float = 0.5, n_mix: int | tuple[int, ...] = (2, 3, 4), per_batch: bool = False,
+                 mask_kind: str | None = None, crop_pad: int | None = None, soft_edges: float | None = None):
+        if not 0.0 <= p_gen <= 1.0:
+            raise ValueError(f"p_gen must be in [0, 1], got {p_gen}")
+        self.n_mix = (n_mix,) if isinstance(n_mix, int) else tuple(n_mix)
+        if min(self.n_mix) < 1:
+            raise ValueError(f"n_mix must be >= 1, got {self.n_mix}")
+        self.generator, self.p_gen, self.per_batch = generator, p_gen, per_batch
+        self.mask_kind = mask_kind or (generator.mask_kind if generator is not None else "hydramix")
+        self.soft_edges = soft_edges if soft_edges is not None else (generator.soft_edges if generator is not None else 0.0)
+        self.working_size = generator.working_size if generator is not None else (
+            segments.shape[-1] if segments is not None else images.shape[-1])
+        device = next(generator.parameters()).device if generator is not None else images.device
+        # The pool lives on the generator's device at the working size, ready to crop and mix.
+        self.pool = to_working_size(images, self.working_size).to(device)  # [P, 3, S, S] in [0, 1]
+        self.pool_labels = labels.to(device)
+        self.pool_segments = segments.to(device) if segments is not None else None
+        self.crop_pad = crop_pad if crop_pad is not None else self.working_size // 8
+        self.device = device
+        self.output_size = images.shape[-1]
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        batch = len(images)
+        if self.per_batch:
+            replace = torch.full((batch,), bool(torch.rand((), generator=generator) < self.p_gen))
+        else:
+            replace = torch.rand(batch, generator=generator) < self.p_gen
+        if not replace.any():
+            return images, labels
+        chosen = replace.nonzero()[:, 0].to(images.device)
+        generated = self.generate(labels[chosen], generator=generator).to(images.device, images.dtype)
+        images = images.clone()
+        images[chosen] = generated
+        return images, labels
+
+    @torch.no_grad()
+    def generate(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """New images of the given classes, float [B,3,H,W] in [0,1] at the pool's original size."""
+        n_mix = self.n_mix[int(torch.randint(len(self.n_mix), (), generator=generator))]
+        members = draw_partners(labels.cpu(), self.pool_labels.cpu(), n_mix, generator).to(self.device)  # [B, N]
+        batch = len(members)
+        tensors = [self.pool[members.flatten()]]
+        if self.pool_segments is not None:
+            tensors.append(self.pool_segments[members.flatten()][:, None])
+        cropped = random_crop_flip(tensors, pad=self.crop_pad, generator=generator)
+        tuple_images = cropped[0].unflatten(0, (batch, n_mix))  # [B, N, 3, S, S]
+        segs = cropped[1][:, 0].unflatten(0, (batch, n_mix)) if self.pool_segments is not None else None
+        out_size = self.generator.feature_size if self.generator is not None else self.working_size
+        masks = make_masks(self.mask_kind, segs=segs, batch=batch, n_mix=n_mix, out_size=out_size,
+                           generator=generator, soft_edges=self.soft_edges).to(self.device)
+        size = self.output_size
+        if self.generator is None:  # direct: the masks mix pixels
+            mixed = (tuple_images * masks.unsqueeze(2)).sum(1)
+            return F.interpolate(mixed, size=(size, size), mode="bilinear", antialias=True) if size != self.working_size else mixed
+        return resize_output(self.generator(tuple_images * 2 - 1, masks), size)

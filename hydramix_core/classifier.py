@@ -1,0 +1,321 @@
+"""Classifiers trained from scratch on a few-shot split, with any augmentation method.
+
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=5, seed=0, method="hydramix", model="wrn16_2")
+    record = train_classifier(config, train_set, test_set, split, generator_run=run)
+    record["accuracy"]
+
+Protocol (ChimeraMix's, ``PAPER.md`` section 2): SGD with Nesterov momentum 0.9, cosine
+schedule per step, an epoch = the split repeated to ~500 samples per class (STL-10: 120),
+reflect-pad random crop + horizontal flip, normalisation mean = std = 0.5, top-1 accuracy
+on the test set after the last epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.transforms import v2
+
+from .augment import HydraMixAugment
+from .data import ImageSet
+from .masks import cached_segments, random_crop_flip
+from .splits import FewShotSplit
+
+BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "mixup", "cutmix",
+                "chimeramix_grid", "chimeramix_seg", "hydramix", "hydramix_direct", "chimeramix_grid_direct",
+                "chimeramix_seg_direct")
+# Methods that draw from a trained generator, and the mask kind that generator was trained with.
+GENERATOR_METHODS = {"hydramix": "hydramix", "chimeramix_grid": "chimeramix_grid", "chimeramix_seg": "chimeramix_seg"}
+DIRECT_METHODS = {"hydramix_direct": "hydramix", "chimeramix_grid_direct": "chimeramix_grid",
+                  "chimeramix_seg_direct": "chimeramix_seg"}
+
+
+def parse_method(method: str) -> tuple[str, bool]:
+    """'hydramix+autoaugment' -> ('hydramix', True). Raises on unknown names."""
+    parts = method.split("+")
+    base, extras = parts[0], parts[1:]
+    if base not in BASE_METHODS or any(extra != "autoaugment" for extra in extras) or (extras and base == "autoaugment"):
+        raise ValueError(f"Unknown method {method!r}: use one of {', '.join(BASE_METHODS)}, optionally '+autoaugment'")
+    return base, bool(extras) or base == "autoaugment"
+
+
+# --- models ------------------------------------------------------------------------------
+
+class _WideBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(in_channels), nn.BatchNorm2d(out_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.shortcut = (nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+                         if stride != 1 or in_channels != out_channels else None)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
+        return out + shortcut
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-width (Zagoruyko & Komodakis 2016), pre-activation blocks, dropout between convs."""
+
+    def __init__(self, *, depth: int = 16, width: int = 8, num_classes: int = 10, dropout: float = 0.3):
+        super().__init__()
+        blocks_per_stage = (depth - 4) // 6
+        channels = [16, 16 * width, 32 * width, 64 * width]
+        layers = [nn.Conv2d(3, channels[0], 3, padding=1, bias=False)]
+        for stage in range(3):
+            for block in range(blocks_per_stage):
+                layers.append(_WideBlock(channels[stage] if block == 0 else channels[stage + 1], channels[stage + 1],
+                                         stride=(1 if stage == 0 else 2) if block == 0 else 1, dropout=dropout))
+        self.features = nn.Sequential(*layers, nn.BatchNorm2d(channels[3]), nn.ReLU(inplace=True),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(channels[3], num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build_classifier(name: str, num_classes: int) -> nn.Module:
+    if name == "wrn16_8":
+        return WideResNet(depth=16, width=8, num_classes=num_classes, dropout=0.3)
+    if name == "wrn16_2":
+        return WideResNet(depth=16, width=2, num_classes=num_classes, dropout=0.3)
+    if name == "resnet50":
+        return torchvision.models.resnet50(weights=None, num_classes=num_classes)
+    raise ValueError(f"Unknown model {name!r}: use wrn16_8, wrn16_2 or resnet50")
+
+
+# --- config ------------------------------------------------------------------------------
+
+@dataclass
+class ClassifierConfig:
+    dataset: str
+    samples_per_class: int
+    seed: int
+    method: str = "baseline"
+    p_gen: float = 0.5  # probability that a sample is replaced by a generated one
+    per_batch: bool = False  # ChimeraMix: replace the whole batch with probability p_gen
+    n_mix: tuple[int, ...] | None = None  # None: the generator's own (direct methods: 2, 3, 4 / 2)
+    model: str | None = None  # None: wrn16_8 for 32 px data, resnet50 for larger
+    epochs: int = 200
+    samples_per_class_per_epoch: int | None = None  # None: 500 (STL-10: 120)
+    steps: int | None = None  # overrides epochs (short CPU runs)
+    batch_size: int | None = None  # None: 10 (STL-10: 16)
+    lr: float | None = None  # None: 4.6e-3 (STL-10: 7.4e-3)
+    weight_decay: float | None = None  # None: 5.3e-3 (STL-10: 4.1e-4)
+    crop_pad: int | None = None  # None: 4 at 32 px, 12 at 96 px
+    test_subset: int | None = None  # evaluate on the first k test images per class (None: the full test set)
+    eval_every: int = 0  # also evaluate every k epochs (0: only at the end)
+    amp: str = "auto"  # "auto": bf16 on CUDA, off on CPU; "bf16"; "off"
+    channels_last: bool = True  # CUDA only
+    device: str = "auto"
+
+    def __post_init__(self):
+        parse_method(self.method)
+        if not 0.0 <= self.p_gen <= 1.0:
+            raise ValueError(f"p_gen must be in [0, 1], got {self.p_gen}")
+        self.n_mix = tuple(self.n_mix) if self.n_mix is not None else None
+
+    def resolved(self, image_size: int) -> "ClassifierConfig":
+        small = image_size <= 32
+        values = asdict(self)
+        defaults = {"model": "wrn16_8" if small else "resnet50", "samples_per_class_per_epoch": 500 if small else 120,
+                    "batch_size": 10 if small else 16, "lr": 4.6e-3 if small else 7.4e-3,
+                    "weight_decay": 5.3e-3 if small else 4.1e-4, "crop_pad": image_size // 8}
+        values.update({k: v for k, v in defaults.items() if values[k] is None})
+        return ClassifierConfig(**values)
+
+    @property
+    def run_name(self) -> str:
+        name = f"{self.dataset}_n{self.samples_per_class}_seed{self.seed}_{self.method}"
+        if parse_method(self.method)[0] in GENERATOR_METHODS or parse_method(self.method)[0] in DIRECT_METHODS:
+            name += f"_p{self.p_gen:g}" + ("_batch" if self.per_batch else "")
+        return name
+
+
+# --- training ----------------------------------------------------------------------------
+
+def _per_sample(transform, images: torch.Tensor) -> torch.Tensor:
+    """Apply a v2 transform with its own random draw to every image (v2 shares one draw per call)."""
+    return torch.stack([transform(image) for image in images])
+
+
+def _cutout(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero one size x size square per image at a uniform centre (it may stick out of the image)."""
+    batch, _, height, width = images.shape
+    top = torch.randint(0, height, (batch, 1, 1), device=images.device) - size // 2
+    left = torch.randint(0, width, (batch, 1, 1), device=images.device) - size // 2
+    rows = torch.arange(height, device=images.device)[None, :, None]
+    cols = torch.arange(width, device=images.device)[None, None, :]
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)  # [B, H, W]
+    return images * (~inside)[:, None].to(images.dtype)
+
+
+def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, segments_cache=None) -> HydraMixAugment | None:
+    """The batch-level HydraMix/ChimeraMix augmentation a method needs (None for the classic ones)."""
+    base, _ = parse_method(config.method)
+    if base in GENERATOR_METHODS:
+        if generator_run is None:
+            raise ValueError(f"method {config.method!r} needs a trained generator for {config.run_name}")
+        if generator_run.config.mask_kind != GENERATOR_METHODS[base]:
+            raise ValueError(f"method {config.method!r} needs a generator trained with {GENERATOR_METHODS[base]} masks, "
+                             f"got one trained with {generator_run.config.mask_kind}")
+        identity = {"dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed}
+        if {k: generator_run.split[k] for k in identity} != identity:
+            raise ValueError(f"the generator was trained on {generator_run.split}, not on {identity}")
+        n_mix = config.n_mix or generator_run.config.n_mix
+        return HydraMixAugment(generator_run.generator, few.images, few.labels, generator_run.segments, p_gen=config.p_gen,
+                               n_mix=n_mix, per_batch=config.per_batch,
+                               crop_pad=generator_run.config.crop_pad)
+    if base in DIRECT_METHODS:
+        kind = DIRECT_METHODS[base]
+        working = 64 if few.image_size <= 32 else few.image_size
+        scale = 60.0 if few.image_size <= 32 else 400.0
+        segments = None if kind == "chimeramix_grid" else cached_segments(
+            few.images, segments_cache, key=f"{few.fingerprint()}", size=working, scale=scale, min_size=int(scale))
+        n_mix = config.n_mix or ((2,) if kind.startswith("chimeramix") else (2, 3, 4))
+        return HydraMixAugment(None, few.images, few.labels, segments, p_gen=config.p_gen, n_mix=n_mix, mask_kind=kind,
+                               per_batch=config.per_batch)
+    return None
+
+
+def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
+                     generator_run=None, segments_cache=None, progress: bool = True) -> dict:
+    """Train from scratch on ``split`` and evaluate; returns the result record (JSON-ready)."""
+    from tqdm.auto import tqdm
+
+    from .train_generator import resolve_device
+
+    if split.fingerprint != train_set.fingerprint():
+        raise ValueError(f"split {split.filename} was not drawn from this {train_set.name} data")
+    if (config.dataset, config.samples_per_class, config.seed) != (split.dataset, split.samples_per_class, split.seed):
+        raise ValueError(f"config {config.run_name} does not match split {split.filename}")
+    config = config.resolved(train_set.image_size)
+    base, use_autoaugment = parse_method(config.method)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)  # all randomness below comes from the global generator: deterministic on CPU
+
+    few = train_set.subset(split.indices)
+    augment = make_augment(config, few, generator_run, segments_cache)
+    model = build_classifier(config.model, train_set.num_classes).to(device)
+    use_channels_last = config.channels_last and device.type == "cuda"
+    if use_channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
+                                weight_decay=config.weight_decay)
+    repeats = max(1, round(config.samples_per_class_per_epoch / config.samples_per_class))
+    epoch_length = len(few) * repeats
+    steps_per_epoch = math.ceil(epoch_length / config.batch_size)
+    total_steps = config.steps or config.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+
+    autoaugment = None
+    if use_autoaugment:
+        policy = v2.AutoAugmentPolicy.CIFAR10 if train_set.image_size <= 32 else v2.AutoAugmentPolicy.IMAGENET
+        autoaugment = v2.AutoAugment(policy)
+    elif base == "trivialaugment":
+        autoaugment = v2.TrivialAugmentWide()
+    erasing = v2.RandomErasing(p=0.5) if base == "random_erasing" else None
+    batch_mix = {"mixup": v2.MixUp(alpha=1.0, num_classes=train_set.num_classes),
+                 "cutmix": v2.CutMix(alpha=1.0, num_classes=train_set.num_classes)}.get(base)
+
+    pool, pool_labels = few.images.to(device), few.labels.to(device)
+    history, running, started = [], None, time.perf_counter()
+    model.train()
+    bar = tqdm(total=total_steps, desc=f"classifier {config.run_name}", disable=not progress)
+    step = 0
+    while step < total_steps:
+        order = torch.randperm(epoch_length) % len(few)
+        for start in range(0, epoch_length, config.batch_size):
+            if step >= total_steps:
+                break
+            index = order[start:start + config.batch_size].to(device)
+            images, labels = pool[index], pool_labels[index]
+            images = random_crop_flip([images], pad=config.crop_pad, generator=None)[0]  # uint8
+            if autoaugment is not None:
+                images = _per_sample(autoaugment, images)
+            images = images.float() / 255
+            if augment is not None:
+                images, labels = augment(images, labels)
+            if base == "cutout":
+                images = _cutout(images, size=train_set.image_size // 2)
+            if erasing is not None:
+                images = _per_sample(erasing, images)
+            images = (images - 0.5) / 0.5
+            if batch_mix is not None:
+                images, labels = batch_mix(images, labels)  # soft labels [B, C]
+            if use_channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = F.cross_entropy(model(images).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            running = loss.detach() if running is None else running + loss.detach()
+            if step % steps_per_epoch == 0 or step == total_steps:
+                entry = {"step": step, "loss": (running / ((step - 1) % steps_per_epoch + 1)).item()}
+                running = None
+                epoch = math.ceil(step / steps_per_epoch)
+                if config.eval_every and epoch % config.eval_every == 0 and step < total_steps:
+                    entry["accuracy"] = evaluate(model, test_set, config, device, use_amp)["accuracy"]
+                    model.train()
+                history.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.3f}")
+    bar.close()
+    train_time = time.perf_counter() - started
+    evaluation = evaluate(model, test_set, config, device, use_amp)
+    return {
+        "dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed,
+        "method": config.method, "p_gen": config.p_gen if augment is not None else None,
+        "accuracy": evaluation["accuracy"], "per_class_accuracy": evaluation["per_class_accuracy"],
+        "test_images": evaluation["test_images"], "steps": total_steps, "train_time_s": round(train_time, 2),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "config": asdict(config), "split_fingerprint": split.fingerprint,
+        "generator": str(generator_run.path) if generator_run is not None and augment is not None and augment.generator is not None else None,
+        "history": history, "versions": _versions(),
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, test_set: ImageSet, config: ClassifierConfig, device: torch.device, use_amp: bool) -> dict:
+    """Top-1 and per-class accuracy on the test set (or its first ``test_subset`` images per class)."""
+    model.eval()
+    images, labels = test_set.images, test_set.labels
+    if config.test_subset:
+        keep = torch.cat([torch.where(labels == c)[0][:config.test_subset] for c in range(test_set.num_classes)])
+        images, labels = images[keep], labels[keep]
+    predictions = []
+    for start in range(0, len(images), 500):
+        batch = (images[start:start + 500].to(device).float() / 255 - 0.5) / 0.5
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            predictions.append(model(batch).argmax(1).cpu())
+    correct = (torch.cat(predictions) == labels).float()
+    per_class = [correct[labels == c].mean().item() for c in range(test_set.num_classes)]
+    return {"accuracy": correct.mean().item(), "per_class_accuracy": per_class, "test_images": len(labels)}
+
+
+def _versions() -> dict:
+    import numpy
+
+    from . import __version__
+
+    return {"hydramix": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}

@@ -1,0 +1,79 @@
+"""Study orchestration for the notebooks: where things live, and resumable sweeps.
+
+Layout under a results folder (``results/<profile>/``):
+    splits/<dataset>_n<n>_seed<s>.json                  few-shot splits (notebook 01)
+    checkpoints/generators/<mask kind>/<split>/         generator checkpoints (notebook 02)
+    runs/<run name>.json                                one classifier result per run (notebooks 03, 04)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from .classifier import GENERATOR_METHODS, DIRECT_METHODS, ClassifierConfig, parse_method, train_classifier
+from .data import load_dataset
+from .splits import get_split, split_filename
+from .train_generator import load_generator, resolve_device
+
+
+def generator_folder(results_dir, dataset: str, samples_per_class: int, seed: int, mask_kind: str = "hydramix") -> Path:
+    stem = split_filename(dataset, samples_per_class, seed)[:-5]
+    return Path(results_dir) / "checkpoints" / "generators" / mask_kind / stem
+
+
+def run_path(results_dir, config: ClassifierConfig) -> Path:
+    return Path(results_dir) / "runs" / f"{config.run_name}.json"
+
+
+def run_sweep(configs: list[ClassifierConfig], results_dir, *, progress: bool = True) -> pd.DataFrame:
+    """Run every config whose result file does not exist yet; return all their results.
+
+    Each run writes ``runs/<run name>.json`` atomically, so a sweep can be stopped at any
+    point and resumed, or its configs spread over machines sharing the folder.
+    """
+    from tqdm.auto import tqdm
+
+    results_dir = Path(results_dir)
+    datasets = {}
+    todo = [c for c in configs if not run_path(results_dir, c).exists()]
+    for config in tqdm(todo, desc="sweep", disable=not progress or not todo):
+        if config.dataset not in datasets:
+            datasets[config.dataset] = (load_dataset(config.dataset, train=True), load_dataset(config.dataset, train=False))
+        train_set, test_set = datasets[config.dataset]
+        split = get_split(train_set, config.samples_per_class, config.seed, results_dir / "splits")
+        base, _ = parse_method(config.method)
+        generator_run = None
+        if base in GENERATOR_METHODS:
+            folder = generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, GENERATOR_METHODS[base])
+            generator_run = load_generator(folder, split=split, device=str(resolve_device(config.device)))
+        cache = results_dir / "checkpoints" / "segments" / f"{split.filename[:-5]}.pt" if base in DIRECT_METHODS else None
+        record = train_classifier(config, train_set, test_set, split, generator_run=generator_run,
+                                  segments_cache=cache, progress=progress)
+        path = run_path(results_dir, config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(tmp, path)
+    return load_runs([run_path(results_dir, c) for c in configs])
+
+
+def load_runs(paths) -> pd.DataFrame:
+    """Result files -> one row per run (dataset, n, seed, method, p_gen, accuracy, time, device)."""
+    rows = []
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        rows.append({k: record[k] for k in ("dataset", "samples_per_class", "seed", "method", "p_gen", "accuracy",
+                                            "test_images", "steps", "train_time_s", "device")})
+    return pd.DataFrame(rows)
+
+
+def sweep_configs(*, dataset: str, samples_per_class: list[int], seeds: list[int], methods: list[str],
+                  p_gen: float = 0.5, **overrides) -> list[ClassifierConfig]:
+    base = ClassifierConfig(dataset=dataset, samples_per_class=samples_per_class[0], seed=seeds[0], **overrides)
+    return [replace(base, samples_per_class=n, seed=seed, method=method, p_gen=p_gen)
+            for n in samples_per_class for seed in seeds for method in methods]

@@ -1,0 +1,135 @@
+import json
+
+import pytest
+import torch
+
+import hydramix_core.study as study
+from hydramix_core.augment import HydraMixAugment
+from hydramix_core.classifier import BASE_METHODS, ClassifierConfig, build_classifier, parse_method, train_classifier
+from hydramix_core.splits import create_split, save_split
+from hydramix_core.study import generator_folder, run_sweep, sweep_configs
+from hydramix_core.train_generator import CheckpointError, GeneratorConfig, train_generator
+
+TINY = dict(model="wrn16_2", steps=2, test_subset=2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def split(cifar10_train):
+    return create_split(cifar10_train, samples_per_class=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def generators(cifar10_train, split, tmp_path_factory):
+    """Tiny generators (2 steps) for each mask kind the generator methods need, in a results layout."""
+    results = tmp_path_factory.mktemp("results")
+    save_split(split, results / "splits")
+    runs = {}
+    for kind, n_mix in [("hydramix", (2, 3)), ("chimeramix_grid", (2,)), ("chimeramix_seg", (2,))]:
+        config = GeneratorConfig(dataset="cifar10", samples_per_class=2, seed=0, ngf=4, ndf=4, batch_size=4, steps=2,
+                                 mask_kind=kind, n_mix=n_mix)
+        runs[kind] = train_generator(config, cifar10_train, split, generator_folder(results, "cifar10", 2, 0, kind),
+                                     progress=False)
+    return results, runs
+
+
+@pytest.mark.parametrize("method", list(BASE_METHODS) + ["hydramix+autoaugment", "mixup+autoaugment"])
+def test_every_method_trains_two_steps(method, cifar10_train, cifar10_test, split, generators, tmp_path):
+    _, runs = generators
+    kind = {"chimeramix_grid": "chimeramix_grid", "chimeramix_seg": "chimeramix_seg"}.get(method, "hydramix")
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method=method, **TINY)
+    record = train_classifier(config, cifar10_train, cifar10_test, split, generator_run=runs[kind],
+                              segments_cache=tmp_path / "segs.pt", progress=False)
+    assert 0 <= record["accuracy"] <= 1 and record["test_images"] == 20 and record["steps"] == 2
+    assert len(record["per_class_accuracy"]) == 10
+
+
+def test_training_is_deterministic_and_bf16_runs(cifar10_train, cifar10_test, split):
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="cutout", **{**TINY, "steps": 4})
+    first = train_classifier(config, cifar10_train, cifar10_test, split, progress=False)
+    second = train_classifier(config, cifar10_train, cifar10_test, split, progress=False)
+    assert first["history"] == second["history"]
+    bf16 = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, amp="bf16", channels_last=True, **TINY)
+    assert torch.isfinite(torch.tensor(train_classifier(bf16, cifar10_train, cifar10_test, split, progress=False)["history"][-1]["loss"]))
+
+
+def _two_class_pool():
+    """Class 0 all black, class 1 all white: any same-class mix keeps the colour."""
+    images = torch.cat([torch.zeros(3, 3, 32, 32, dtype=torch.uint8), torch.full((3, 3, 32, 32), 255, dtype=torch.uint8)])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    return images, labels
+
+
+@pytest.mark.parametrize("kind", ["grid", "chimeramix_grid"])
+def test_generated_samples_keep_their_class_and_label(kind):
+    images, labels = _two_class_pool()
+    augment = HydraMixAugment(None, images, labels, None, p_gen=1.0, n_mix=2, mask_kind=kind)
+    batch = torch.full((8, 3, 32, 32), 0.5)
+    batch_labels = torch.tensor([0, 1] * 4)
+    out, out_labels = augment(batch, batch_labels, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out_labels, batch_labels) and out_labels.dtype == torch.int64
+    assert (out[batch_labels == 0] == 0).all() and (out[batch_labels == 1] == 1).all()
+
+
+def test_p_gen_controls_the_replaced_fraction():
+    images, labels = _two_class_pool()
+    batch, batch_labels = torch.full((64, 3, 32, 32), 0.5), torch.randint(0, 2, (64,))
+
+    def replaced_fraction(p_gen, per_batch=False, trials=20):
+        augment = HydraMixAugment(None, images, labels, None, p_gen=p_gen, n_mix=2, mask_kind="grid", per_batch=per_batch)
+        g = torch.Generator().manual_seed(1)
+        fractions = [(augment(batch, batch_labels, generator=g)[0] != 0.5).flatten(1).any(1).float().mean().item()
+                     for _ in range(trials)]
+        return fractions
+
+    assert replaced_fraction(0.0) == [0.0] * 20
+    assert replaced_fraction(1.0) == [1.0] * 20
+    half = replaced_fraction(0.5)
+    assert 0.4 < sum(half) / len(half) < 0.6 and all(0 < f < 1 for f in half)
+    assert set(replaced_fraction(0.5, per_batch=True)) == {0.0, 1.0}
+
+
+def test_bad_inputs(cifar10_train, cifar10_test, split, generators):
+    with pytest.raises(ValueError, match="Unknown method 'mixdown'"):
+        ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="mixdown")
+    with pytest.raises(ValueError, match="Unknown method"):
+        parse_method("hydramix+cutout")
+    with pytest.raises(ValueError, match="p_gen must be in"):
+        ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="hydramix", p_gen=1.5)
+    with pytest.raises(ValueError, match="p_gen must be in"):
+        HydraMixAugment(None, *_two_class_pool(), None, p_gen=-0.1, mask_kind="grid")
+    with pytest.raises(ValueError, match="Unknown model"):
+        build_classifier("vgg", 10)
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="hydramix", **TINY)
+    with pytest.raises(ValueError, match="needs a trained generator"):
+        train_classifier(config, cifar10_train, cifar10_test, split, progress=False)
+    _, runs = generators
+    with pytest.raises(ValueError, match="trained with chimeramix_seg masks, got one trained with hydramix"):
+        train_classifier(ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="chimeramix_seg", **TINY),
+                         cifar10_train, cifar10_test, split, generator_run=runs["hydramix"], progress=False)
+    other = create_split(cifar10_train, samples_per_class=2, seed=1)
+    with pytest.raises(ValueError, match="trained on"):
+        train_classifier(ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=1, method="hydramix", **TINY),
+                         cifar10_train, cifar10_test, other, generator_run=runs["hydramix"], progress=False)
+
+
+def test_sweep_writes_one_file_per_run_and_skips_finished(cifar10_root, generators, monkeypatch, tmp_path):
+    results, _ = generators
+    monkeypatch.setenv("HYDRAMIX_DATA", str(cifar10_root))
+    configs = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[0], methods=["baseline", "hydramix"], **TINY)
+    table = run_sweep(configs, results, progress=False)
+    assert sorted(table["method"]) == ["baseline", "hydramix"]
+    record = json.loads((results / "runs" / "cifar10_n2_seed0_hydramix_p0.5.json").read_text())
+    for key, kind in [("accuracy", float), ("per_class_accuracy", list), ("config", dict), ("versions", dict),
+                      ("train_time_s", float), ("device", str), ("generator", str), ("history", list)]:
+        assert isinstance(record[key], kind), key
+    assert record["config"]["lr"] == 4.6e-3 and record["config"]["batch_size"] == 10 and record["p_gen"] == 0.5
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(study, "train_classifier", fail)
+    assert len(run_sweep(configs, results, progress=False)) == 2
+
+    missing = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[1], methods=["hydramix"], **TINY)
+    with pytest.raises(CheckpointError, match="No generator checkpoint at .*cifar10_n2_seed1"):
+        run_sweep(missing, tmp_path, progress=False)
