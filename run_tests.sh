@@ -5,4 +5,5 @@
 set -euo pipefail
 source "$(dirname "$0")/scripts/venv.sh"
 cd "$REPO"
+source "$REPO/scripts/offline_data.sh"
 exec "$PY" -m pytest "$@"

@@ -287,7 +287,7 @@ def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: Im
         "method": config.method, "p_gen": config.p_gen if augment is not None else None,
         "accuracy": evaluation["accuracy"], "per_class_accuracy": evaluation["per_class_accuracy"],
         "test_images": evaluation["test_images"], "steps": total_steps, "train_time_s": round(train_time, 2),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "device": device_name(device),
         "config": asdict(config), "split_fingerprint": split.fingerprint,
         "generator": str(generator_run.path) if generator_run is not None and augment is not None and augment.generator is not None else None,
         "history": history, "versions": _versions(),
@@ -310,6 +310,19 @@ def evaluate(model: nn.Module, test_set: ImageSet, config: ClassifierConfig, dev
     correct = (torch.cat(predictions) == labels).float()
     per_class = [correct[labels == c].mean().item() for c in range(test_set.num_classes)]
     return {"accuracy": correct.mean().item(), "per_class_accuracy": per_class, "test_images": len(labels)}
+
+
+def device_name(device: torch.device) -> str:
+    """'NVIDIA H100 80GB HBM3' or 'cpu (AMD EPYC 9R14, 2 threads)': what a timing was measured on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
 
 
 def _versions() -> dict:

@@ -77,3 +77,33 @@ def sweep_configs(*, dataset: str, samples_per_class: list[int], seeds: list[int
     base = ClassifierConfig(dataset=dataset, samples_per_class=samples_per_class[0], seed=seeds[0], **overrides)
     return [replace(base, samples_per_class=n, seed=seed, method=method, p_gen=p_gen)
             for n in samples_per_class for seed in seeds for method in methods]
+
+
+def mean_sd_table(runs: pd.DataFrame, *, index: str = "method", columns: str = "samples_per_class") -> pd.DataFrame:
+    """Accuracy (%) as 'mean ± sd (k seeds)' per index x column; a single seed shows no sd."""
+    def cell(values):
+        values = values * 100
+        if len(values) == 1:
+            return f"{values.iloc[0]:.1f} (1 seed)"
+        return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+
+    return runs.pivot_table(index=index, columns=columns, values="accuracy", aggfunc=cell)
+
+
+def best_in_bold(runs: pd.DataFrame, table: pd.DataFrame, *, index: str = "method", columns: str = "samples_per_class") -> pd.DataFrame:
+    """Markdown-bold the best mean of each column of ``mean_sd_table``'s output."""
+    means = runs.pivot_table(index=index, columns=columns, values="accuracy", aggfunc="mean")
+    table = table.copy()
+    for column in table.columns:
+        best = means[column].idxmax()
+        table.loc[best, column] = f"**{table.loc[best, column]}**"
+    return table
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A small pipe table without extra dependencies."""
+    header = [table.index.name or ""] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in table.iterrows():
+        lines.append("| " + " | ".join([str(name)] + ["" if pd.isna(v) else str(v) for v in row]) + " |")
+    return "\n".join(lines)

@@ -34,6 +34,7 @@ print(f"data root: {data_root()}")
 # Image counts and shapes; the fingerprint identifies the exact pixels the splits index.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 print(f"train: {len(train_set)} images, test: {len(test_set)} images, image shape {tuple(train_set.images.shape[1:])}")
 print(f"classes ({train_set.num_classes}): {', '.join(train_set.classes)}")
 print(f"train fingerprint: {train_set.fingerprint()}")
@@ -44,6 +45,7 @@ print("train images per class:", torch.bincount(train_set.labels).tolist())
 # One file per (samples per class, seed). The table lists the first indices of each.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 rows = []
 for n in samples_per_class:
     for seed in seeds:

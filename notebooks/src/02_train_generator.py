@@ -47,7 +47,13 @@ for n in samples_per_class:
 history = pd.DataFrame(rows)
 history.to_csv(results / "generator_history.csv", index=False)
 final = history.groupby(["samples_per_class", "seed"]).last()[["step", "rec", "lap", "adv", "disc"]]
-print(final.round(3).to_string())
+
+# %% [markdown]
+# Losses over the last logging interval of each split.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(final.round(2).to_string())
 
 # %% [markdown]
 # ## Loss curves

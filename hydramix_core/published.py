@@ -1,0 +1,24 @@
+"""Published test accuracies (%) to show beside ours, with their sources (``PAPER.md`` section 5).
+
+These are other people's numbers, never outputs of this code; the report labels them so.
+HydraMix's own tables are not available offline.
+"""
+
+PUBLISHED = [
+    # (dataset, samples per class, method, accuracy %, source)
+    ("cifair10", 10, "chimeramix", 47.60, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair10", 50, "chimeramix", 67.30, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair10", 100, "chimeramix", 74.96, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair100", 10, "chimeramix", 32.72, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair10", 10, "chimeramix+autoaugment", 49.75, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair10", 50, "chimeramix+autoaugment", 70.09, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair10", 100, "chimeramix+autoaugment", 76.76, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair100", 10, "chimeramix+autoaugment", 35.02, "ChimeraMix (IJCAI 2022) benchmark listing"),
+    ("cifair10", 50, "baseline", 58.22, "DEIC benchmark, tuned WRN-16-8 cross-entropy"),
+    ("cifair100", 50, "baseline", 53.42, "DEIC benchmark, tuned WRN-16-8 cross-entropy"),
+]
+
+
+def published_for(dataset: str) -> list[dict]:
+    keys = ("dataset", "samples_per_class", "method", "accuracy", "source")
+    return [dict(zip(keys, row)) for row in PUBLISHED if row[0] == dataset]
