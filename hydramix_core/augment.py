@@ -10,12 +10,17 @@ fresh mask. Labels are kept (no label mixing). ``per_batch=True`` instead replac
 batch with probability ``p_gen`` (ChimeraMix's rule). Without a generator
 (``generator=None``) the same masks mix the images in pixel space ("direct" variants).
 
-Generation runs under ``torch.no_grad`` in one batch per call; with ``bank_size`` > 0 it
-draws from a bank of pre-generated samples per class, refreshed by a fraction
-``bank_refresh`` each call (see ``benchmarks/`` for the speed/diversity trade-off).
+Generation runs under ``torch.no_grad`` in one batch per call. With ``bank_size`` > 0 it
+draws from a bank of ``bank_size`` generated samples per class instead and regenerates a
+fraction ``bank_refresh`` of the entries it used: the generator's cost per step drops by
+that fraction, and each generated image is reused, unchanged, about 1/``bank_refresh``
+times. The samples still come from the same frozen generator, so their distribution is
+unchanged; what changes is that fewer distinct generated images are seen per epoch.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +32,8 @@ from .models import Generator, draw_partners, resize_output
 class HydraMixAugment:
     def __init__(self, generator: Generator | None, images: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None,
                  *, p_gen: float = 0.5, n_mix: int | tuple[int, ...] = (2, 3, 4), per_batch: bool = False,
-                 mask_kind: str | None = None, crop_pad: int | None = None, soft_edges: float | None = None):
+                 mask_kind: str | None = None, crop_pad: int | None = None, soft_edges: float | None = None,
+                 bank_size: int = 0, bank_refresh: float = 0.25):
         if not 0.0 <= p_gen <= 1.0:
             raise ValueError(f"p_gen must be in [0, 1], got {p_gen}")
         self.n_mix = (n_mix,) if isinstance(n_mix, int) else tuple(n_mix)
@@ -46,6 +52,10 @@ class HydraMixAugment:
         self.crop_pad = crop_pad if crop_pad is not None else self.working_size // 8
         self.device = device
         self.output_size = images.shape[-1]
+        if bank_size and not 0.0 < bank_refresh <= 1.0:
+            raise ValueError(f"bank_refresh must be in (0, 1], got {bank_refresh}")
+        self.bank_size, self.bank_refresh = bank_size, bank_refresh
+        self.bank: dict[int, torch.Tensor] = {}  # class -> [bank_size, 3, H, W], filled on first use
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         batch = len(images)
@@ -56,14 +66,16 @@ class HydraMixAugment:
         if not replace.any():
             return images, labels
         chosen = replace.nonzero()[:, 0].to(images.device)
-        generated = self.generate(labels[chosen], generator=generator).to(images.device, images.dtype)
+        draw = self.from_bank if self.bank_size else self.generate
+        generated = draw(labels[chosen], generator=generator).to(images.device, images.dtype)
         images = images.clone()
         images[chosen] = generated
         return images, labels
 
     @torch.no_grad()
-    def generate(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """New images of the given classes, float [B,3,H,W] in [0,1] at the pool's original size."""
+    def generate(self, labels: torch.Tensor, generator: torch.Generator | None = None, return_details: bool = False):
+        """New images of the given classes, float [B,3,H,W] in [0,1] at the pool's original size
+        (with ``return_details``, also the masks [B,N,h,w] and the pool indices mixed [B,N])."""
         n_mix = self.n_mix[int(torch.randint(len(self.n_mix), (), generator=generator))]
         members = draw_partners(labels.cpu(), self.pool_labels.cpu(), n_mix, generator).to(self.device)  # [B, N]
         batch = len(members)
@@ -78,6 +90,25 @@ class HydraMixAugment:
                            generator=generator, soft_edges=self.soft_edges).to(self.device)
         size = self.output_size
         if self.generator is None:  # direct: the masks mix pixels
-            mixed = (tuple_images * masks.unsqueeze(2)).sum(1)
-            return F.interpolate(mixed, size=(size, size), mode="bilinear", antialias=True) if size != self.working_size else mixed
-        return resize_output(self.generator(tuple_images * 2 - 1, masks), size)
+            out = (tuple_images * masks.unsqueeze(2)).sum(1)
+            if size != self.working_size:
+                out = F.interpolate(out, size=(size, size), mode="bilinear", antialias=True)
+        else:
+            out = resize_output(self.generator(tuple_images * 2 - 1, masks), size)
+        return (out, masks, members) if return_details else out
+
+    @torch.no_grad()
+    def from_bank(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Generated images of the given classes from the bank; then regenerate a fraction
+        ``bank_refresh`` of the entries just used, so each entry serves ~1/bank_refresh times."""
+        labels = labels.cpu()
+        for label in labels.unique().tolist():
+            if label not in self.bank:
+                self.bank[label] = self.generate(torch.full((self.bank_size,), label), generator=generator)
+        slots = torch.randint(self.bank_size, (len(labels),), generator=generator)
+        out = torch.stack([self.bank[int(c)][int(s)] for c, s in zip(labels, slots)])
+        renew = torch.randperm(len(labels), generator=generator)[:math.ceil(self.bank_refresh * len(labels))]
+        fresh = self.generate(labels[renew], generator=generator)
+        for index, image in zip(renew.tolist(), fresh):
+            self.bank[int(labels[index])][int(slots[index])] = image
+        return out

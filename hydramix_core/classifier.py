@@ -109,6 +109,8 @@ class ClassifierConfig:
     method: str = "baseline"
     p_gen: float = 0.5  # probability that a sample is replaced by a generated one
     per_batch: bool = False  # ChimeraMix: replace the whole batch with probability p_gen
+    bank_size: int = 0  # >0: draw generated samples from a per-class bank of this size (see augment.py)
+    bank_refresh: float = 0.25  # fraction of used bank entries regenerated per step
     n_mix: tuple[int, ...] | None = None  # None: the generator's own (direct methods: 2, 3, 4 / 2)
     model: str | None = None  # None: wrn16_8 for 32 px data, resnet50 for larger
     epochs: int = 200
@@ -179,8 +181,8 @@ def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, se
             raise ValueError(f"the generator was trained on {generator_run.split}, not on {identity}")
         n_mix = config.n_mix or generator_run.config.n_mix
         return HydraMixAugment(generator_run.generator, few.images, few.labels, generator_run.segments, p_gen=config.p_gen,
-                               n_mix=n_mix, per_batch=config.per_batch,
-                               crop_pad=generator_run.config.crop_pad)
+                               n_mix=n_mix, per_batch=config.per_batch, crop_pad=generator_run.config.crop_pad,
+                               bank_size=config.bank_size, bank_refresh=config.bank_refresh)
     if base in DIRECT_METHODS:
         kind = DIRECT_METHODS[base]
         working = 64 if few.image_size <= 32 else few.image_size
@@ -194,8 +196,12 @@ def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, se
 
 
 def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
-                     generator_run=None, segments_cache=None, progress: bool = True) -> dict:
-    """Train from scratch on ``split`` and evaluate; returns the result record (JSON-ready)."""
+                     generator_run=None, segments_cache=None, augment: HydraMixAugment | None = None,
+                     progress: bool = True) -> dict:
+    """Train from scratch on ``split`` and evaluate; returns the result record (JSON-ready).
+
+    ``augment`` overrides the batch augmentation the method would build (e.g. a warm bank).
+    """
     from tqdm.auto import tqdm
 
     from .train_generator import resolve_device
@@ -210,7 +216,7 @@ def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: Im
     torch.manual_seed(config.seed)  # all randomness below comes from the global generator: deterministic on CPU
 
     few = train_set.subset(split.indices)
-    augment = make_augment(config, few, generator_run, segments_cache)
+    augment = augment or make_augment(config, few, generator_run, segments_cache)
     model = build_classifier(config.model, train_set.num_classes).to(device)
     use_channels_last = config.channels_last and device.type == "cuda"
     if use_channels_last:

@@ -71,6 +71,9 @@ class ImageSet:
     split: str  # "train" or "test"
     source: str  # where the pixels came from, e.g. the folder or archive
     _fingerprint: str | None = field(default=None, repr=False)
+    files: list[str] | None = field(default=None, repr=False)  # image folders: the file of each image
+    resized: list[str] = field(default_factory=list, repr=False)  # image folders: files resized on loading
+    skipped: list[str] = field(default_factory=list, repr=False)  # image folders: unreadable files skipped
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
@@ -290,10 +293,15 @@ def _missing_message(spec: DatasetSpec, archive: Archive, root: Path, reason: st
             f"set HYDRAMIX_DATA to use another data folder.")
 
 
-def load_image_folder(folder: str | os.PathLike, *, name: str | None = None, split: str = "train") -> ImageSet:
+def load_image_folder(folder: str | os.PathLike, *, name: str | None = None, split: str = "train",
+                      image_size: int | None = None, skip_unreadable: bool = False) -> ImageSet:
     """Read ``folder/<class>/*.{png,jpg,...}`` into an ImageSet (classes in sorted order).
 
-    Grayscale and palette images become RGB. All images must share one size.
+    Grayscale and palette images become RGB. Without ``image_size`` all images must share
+    one size; with it, each image is resized (shorter side to ``image_size``, centre crop)
+    and ``ImageSet.resized`` lists the files whose size changed. Files with other
+    extensions are ignored; an unreadable image is an error, or skipped (and listed in
+    ``ImageSet.skipped``) with ``skip_unreadable``.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -301,23 +309,44 @@ def load_image_folder(folder: str | os.PathLike, *, name: str | None = None, spl
     class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise DatasetError(f"{folder} has no class sub-folders: expected {folder}/<class>/*.png|jpg.")
-    images, labels, first_size = [], [], None
+    images, labels, files, resized, skipped, first_size = [], [], [], [], [], None
     for label, class_dir in enumerate(class_dirs):
-        files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files:
-            raise DatasetError(f"Class folder {class_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
-        for file in files:
-            image = _read_image(file)
-            if first_size is None:
+        candidates = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        count = 0
+        for file in candidates:
+            try:
+                image = _read_image(file)
+            except DatasetError:
+                if not skip_unreadable:
+                    raise
+                skipped.append(str(file))
+                continue
+            if image_size is not None:
+                if image.shape[1:] != (image_size, image_size):
+                    resized.append(str(file))
+                    image = _resize_center_crop(image, image_size)
+            elif first_size is None:
                 first_size = (file, image.shape[1:])
             elif image.shape[1:] != first_size[1]:
                 raise DatasetError(
                     f"Images differ in size: {file} is {tuple(image.shape[1:])}, {first_size[0]} is "
-                    f"{tuple(first_size[1])}. Resize them to one size first.")
+                    f"{tuple(first_size[1])}. Resize them to one size first (or pass image_size).")
             images.append(image)
             labels.append(label)
-    return ImageSet(torch.stack(images), torch.tensor(labels), [d.name for d in class_dirs],
+            files.append(str(file))
+            count += 1
+        if not count:
+            raise DatasetError(f"Class folder {class_dir} holds no readable images ({', '.join(IMAGE_EXTENSIONS)}).")
+    data = ImageSet(torch.stack(images), torch.tensor(labels), [d.name for d in class_dirs],
                     name or folder.name, split, str(folder))
+    data.files, data.resized, data.skipped = files, resized, skipped
+    return data
+
+
+def _resize_center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    import torchvision.transforms.v2.functional as TF
+
+    return TF.center_crop(TF.resize(image, size, antialias=True), [size, size])
 
 
 def _read_image(file: Path) -> torch.Tensor:

@@ -133,3 +133,17 @@ def test_sweep_writes_one_file_per_run_and_skips_finished(cifar10_root, generato
     missing = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[1], methods=["hydramix"], **TINY)
     with pytest.raises(CheckpointError, match="No generator checkpoint at .*cifar10_n2_seed1"):
         run_sweep(missing, tmp_path, progress=False)
+
+
+def test_bank_serves_the_right_class_and_refreshes_a_fraction():
+    images, labels = _two_class_pool()
+    augment = HydraMixAugment(None, images, labels, None, p_gen=1.0, n_mix=2, mask_kind="grid", bank_size=4, bank_refresh=0.5)
+    calls = []
+    original = augment.generate
+    augment.generate = lambda labels, generator=None: calls.append(len(labels)) or original(labels, generator)
+    batch_labels = torch.tensor([0, 1, 1, 0, 1, 0])
+    out, _ = augment(torch.full((6, 3, 32, 32), 0.5), batch_labels, generator=torch.Generator().manual_seed(0))
+    assert (out[batch_labels == 0] == 0).all() and (out[batch_labels == 1] == 1).all()
+    assert calls == [4, 4, 3]  # fill both classes once, then regenerate half of the 6 entries used
+    with pytest.raises(ValueError, match="bank_refresh"):
+        HydraMixAugment(None, images, labels, None, mask_kind="grid", bank_size=4, bank_refresh=0.0)

@@ -195,7 +195,7 @@ def test_image_folder_errors(tmp_path):
         load_image_folder(tmp_path / "mixed")
     _write_folder(tmp_path / "empty", {"a": [(8, 8)]})
     (tmp_path / "empty" / "b").mkdir()
-    with pytest.raises(DatasetError, match="holds no images"):
+    with pytest.raises(DatasetError, match="holds no readable images"):
         load_image_folder(tmp_path / "empty")
     _write_folder(tmp_path / "broken", {"a": [(8, 8)]})
     (tmp_path / "broken" / "a" / "x.jpg").write_bytes(b"\xff\xd8garbage")

@@ -1,0 +1,55 @@
+"""Benchmark 3: generator training throughput (mixes per second) for N = 2, 3, 4.
+
+    python -m benchmarks.generator_step                 # CPU: ngf 16 and 64, batch 16; ~3 minutes
+    python -m benchmarks.generator_step --ngf 64 --batch 64 --steps 20   # the protocol's size (GPU)
+
+Times real ``train_generator`` steps (G and D updates, masks, crop/flip) on CIFAR-10 images
+at 64x64. ANCHORS.md's reference: the official ChimeraMix step at ngf 64, batch 64, N = 2
+runs at 3.1-3.3 samples/s on the 2-core CPU.
+"""
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from hydramix_core.data import load_dataset
+from hydramix_core.splits import create_split
+from hydramix_core.train_generator import GeneratorConfig, train_generator
+
+from .common import emit
+
+
+def mixes_per_second(train_set, split, *, ngf: int, batch: int, n_mix: int, steps: int, device: str) -> float:
+    config = GeneratorConfig(dataset=train_set.name, samples_per_class=split.samples_per_class, seed=0, ngf=ngf, ndf=ngf,
+                             batch_size=batch, n_mix=(n_mix,), steps=steps, checkpoint_every=10**9, device=device)
+    with tempfile.TemporaryDirectory() as folder:
+        train_generator(config.__class__(**{**config.__dict__, "steps": 2}), train_set, split, folder, progress=False)  # warm-up, segments cached
+        with tempfile.TemporaryDirectory() as timed:
+            (torch.cuda.synchronize() if torch.cuda.is_available() else None)
+            start = time.perf_counter()
+            train_generator(config, train_set, split, timed, progress=False)
+            (torch.cuda.synchronize() if torch.cuda.is_available() else None)
+            return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ngf", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    train_set = load_dataset("cifar10")
+    split = create_split(train_set, samples_per_class=5, seed=0)
+    rows = [{"ngf": ngf, "batch": args.batch, "n_mix": n_mix,
+             "mixes_per_s": round(mixes_per_second(train_set, split, ngf=ngf, batch=args.batch, n_mix=n_mix,
+                                                   steps=args.steps, device=args.device), 2)}
+            for ngf in args.ngf for n_mix in (2, 3, 4)]
+    emit("generator_step", {"steps_timed": args.steps, "rows": rows,
+                            "reference": "official ChimeraMix, ngf 64, batch 64, N=2, this CPU: 3.1-3.3 samples/s"})
+
+
+if __name__ == "__main__":
+    main()

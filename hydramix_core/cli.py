@@ -1,0 +1,89 @@
+"""The ``hydramix`` command: HydraMix on your own class folders. See ``hydramix --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLES = {
+    "fit-generator": "example:\n  hydramix fit-generator --data my_images --steps 2000 --out runs/gen\n"
+                     "  hydramix fit-generator --data my_images --out runs/gen --resume   # after an interruption",
+    "augment": "example:\n  hydramix augment --generator runs/gen --data my_images --per-class 50 --out my_images_hydramix",
+    "train-classifier": "examples:\n  hydramix train-classifier --data my_images --method baseline --steps 3000\n"
+                        "  hydramix train-classifier --data my_images --test my_test_images --method hydramix "
+                        "--generator runs/gen",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hydramix", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="HydraMix: learn a data augmentation from a few labelled images (no pretraining, no extra data).\n"
+                    "Images live in DIR/<class>/*.png|jpg (or DIR/train/<class>/, with an optional DIR/test/<class>/).",
+        epilog="\n\n".join(EXAMPLES.values()))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, help_text):
+        command = sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES[name],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto (CUDA if present)")
+        command.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        return command
+
+    fit = add("fit-generator", "Train a HydraMix generator on every image of a class folder.")
+    fit.add_argument("--data", required=True, help="class folder DIR/<class>/ or DIR/train/<class>/")
+    fit.add_argument("--out", required=True, help="run folder for the checkpoint, segmentations and run.json")
+    fit.add_argument("--image-size", type=int, help="square size to train at (default: the images' own, else 32)")
+    fit.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    fit.add_argument("--n-mix", type=int, nargs="+", default=[2, 3, 4], help="images per mix, drawn per batch (default 2 3 4)")
+    fit.add_argument("--ngf", type=int, default=64, help="generator width (default 64; 16 is ~10x faster on CPU)")
+    fit.add_argument("--batch-size", type=int, default=16, help="default 16")
+    fit.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    fit.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+
+    augment = add("augment", "Write new images per class with a trained generator.")
+    augment.add_argument("--generator", required=True, help="run folder made by fit-generator")
+    augment.add_argument("--data", required=True, help="the class folder the generator was trained on")
+    augment.add_argument("--per-class", type=int, required=True, help="images to write per class")
+    augment.add_argument("--out", required=True, help="output folder: <class>/*.png, masks/, contact_sheet.png, manifest.json")
+    augment.add_argument("--n-mix", type=int, default=3, help="images mixed per output (default 3)")
+    augment.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+
+    train = add("train-classifier", "Train the study's classifier on a class folder and print its test accuracy.")
+    train.add_argument("--data", required=True, help="class folder DIR/<class>/ or DIR/train/<class>/")
+    train.add_argument("--test", help="test class folder (default DIR/test/ if present, else a held-out 20%% per class)")
+    train.add_argument("--method", default="baseline", help="baseline, hydramix, mixup, cutmix, autoaugment, ... (default baseline)")
+    train.add_argument("--generator", help="run folder made by fit-generator (needed by hydramix)")
+    train.add_argument("--p-gen", type=float, default=0.5, help="probability a sample is generated (default 0.5)")
+    train.add_argument("--model", help="wrn16_8, wrn16_2 or resnet50 (default by image size)")
+    train.add_argument("--steps", type=int, help="training steps (default: 200 epochs)")
+    train.add_argument("--out", help="write the result record (JSON) here")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .api import OutputExistsError, augment_folder, fit_generator, train_classifier_on_folder
+    from .data import DatasetError
+    from .train_generator import CheckpointError
+
+    try:
+        if args.command == "fit-generator":
+            fit_generator(args.data, args.out, image_size=args.image_size, steps=args.steps, n_mix=args.n_mix, ngf=args.ngf,
+                          batch_size=args.batch_size, seed=args.seed, device=args.device, resume=args.resume,
+                          overwrite=args.overwrite)
+        elif args.command == "augment":
+            augment_folder(args.generator, args.data, args.out, per_class=args.per_class, n_mix=args.n_mix, seed=args.seed,
+                           device=args.device, overwrite=args.overwrite)
+        else:
+            train_classifier_on_folder(args.data, test_dir=args.test, method=args.method, generator=args.generator,
+                                       model=args.model, steps=args.steps, p_gen=args.p_gen, seed=args.seed,
+                                       device=args.device, out=args.out)
+    except (OutputExistsError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"hydramix {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
