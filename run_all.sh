@@ -6,16 +6,18 @@
 #   ./run_all.sh --profile paper          # the full protocol (GPU)
 #   ./run_all.sh --from 03                # resume from step 03
 #   ./run_all.sh --only 02_train_generator
+#   ./run_all.sh --results /tmp/fresh      # write somewhere else than results/<profile>
 #
 # Finished runs are never redone: each step skips work whose results already exist.
 set -euo pipefail
-profile=smoke from="" only=""
+profile=smoke from="" only="" out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
     --from) from="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --results) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +26,7 @@ cd "$REPO"
 parameters="profiles/$profile.yaml"
 [ -f "$parameters" ] || { echo "no profile $parameters (have: $(ls profiles | sed 's/.yaml//' | tr '\n' ' '))" >&2; exit 2; }
 source scripts/offline_data.sh
-out="results/$profile"
+out="${out:-results/$profile}"
 mkdir -p "$out"
 started=$([ -z "$from" ] && echo yes || echo no)
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do

@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="wrn16_8")
     parser.add_argument("--batch", type=int, nargs="+", default=[10, 128])
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bank-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
