@@ -184,11 +184,15 @@ def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, se
                                n_mix=n_mix, per_batch=config.per_batch, crop_pad=generator_run.config.crop_pad,
                                bank_size=config.bank_size, bank_refresh=config.bank_refresh)
     if base in DIRECT_METHODS:
+        from .train_generator import GeneratorConfig
+
         kind = DIRECT_METHODS[base]
-        working = 64 if few.image_size <= 32 else few.image_size
-        scale = 60.0 if few.image_size <= 32 else 400.0
+        # Segment at the size and scale the generator would use, so direct and generated masks match.
+        sizes = GeneratorConfig(dataset=config.dataset, samples_per_class=config.samples_per_class,
+                                seed=config.seed).resolved(few.image_size)
         segments = None if kind == "chimeramix_grid" else cached_segments(
-            few.images, segments_cache, key=f"{few.fingerprint()}", size=working, scale=scale, min_size=int(scale))
+            few.images, segments_cache, key=few.fingerprint(), size=sizes.working_size, scale=sizes.seg_scale,
+            min_size=sizes.seg_min_size)
         n_mix = config.n_mix or ((2,) if kind.startswith("chimeramix") else (2, 3, 4))
         return HydraMixAugment(None, few.images, few.labels, segments, p_gen=config.p_gen, n_mix=n_mix, mask_kind=kind,
                                per_batch=config.per_batch)

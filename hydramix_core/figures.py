@@ -37,8 +37,12 @@ def savefig(figure, folder, name: str, *, svg: bool = True) -> None:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "svg") if svg else ("png",):
-        figure.savefig(folder / f"{name}.{ext}", dpi=150, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "hydramix"}):  # stable SVG ids: reruns do not churn files
+        for ext in ("png", "svg") if svg else ("png",):
+            figure.savefig(folder / f"{name}.{ext}", dpi=150, bbox_inches="tight",
+                           metadata={"Date": None} if ext == "svg" else None)
 
 
 def mask_colors(masks: torch.Tensor) -> torch.Tensor:

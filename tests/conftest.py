@@ -36,3 +36,23 @@ def cifar10_train(cifar10_root):
 @pytest.fixture(scope="session")
 def cifar10_test(cifar10_root):
     return load_dataset("cifar10", train=False, root=cifar10_root, download=False)
+
+
+@pytest.fixture
+def interrupt_generator_at(monkeypatch):
+    """``interrupt_generator_at(step)`` makes generator training raise KeyboardInterrupt on reaching
+    ``step`` (as Ctrl-C would); the returned function lets training run normally again."""
+    import hydramix_core.train_generator as tg
+
+    original = tg._step_generator
+
+    def arm(step: int):
+        def interrupted(seed, current):
+            if current == step:
+                raise KeyboardInterrupt
+            return original(seed, current)
+
+        monkeypatch.setattr(tg, "_step_generator", interrupted)
+        return lambda: monkeypatch.setattr(tg, "_step_generator", original)
+
+    return arm

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-import hydramix_core.train_generator as tg
 from hydramix_core.api import fit_generator
 
 pytestmark = pytest.mark.slow
@@ -76,15 +75,8 @@ def test_fit_augment_train_end_to_end(folder, tmp_path):
     assert record["held_out_files"] and 0 <= record["accuracy"] <= 1
 
 
-def test_interrupted_fit_resumes(folder, tmp_path, monkeypatch):
-    original = tg._step_generator
-
-    def interrupt(seed, step):
-        if step == 3:
-            raise KeyboardInterrupt
-        return original(seed, step)
-
-    monkeypatch.setattr(tg, "_step_generator", interrupt)
+def test_interrupted_fit_resumes(folder, tmp_path, interrupt_generator_at):
+    interrupt_generator_at(3)
     with pytest.raises(KeyboardInterrupt):
         fit_generator(folder, tmp_path / "run", steps=6, ngf=8, batch_size=4, device="cpu", progress=False, log=lambda *_: None)
     assert torch.load(tmp_path / "run/generator.pt", weights_only=True)["step"] == 3

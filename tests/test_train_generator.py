@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-import hydramix_core.train_generator as tg
 from hydramix_core.splits import create_split
 from hydramix_core.train_generator import CheckpointError, GeneratorConfig, load_generator, train_generator
 
@@ -33,23 +32,16 @@ def test_training_lowers_reconstruction_loss(cifar10_train, split, tmp_path):
     assert out.shape == (10, 3, 32, 32)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(cifar10_train, split, tmp_path, monkeypatch):
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(cifar10_train, split, tmp_path, interrupt_generator_at):
     full = train_generator(_config(), cifar10_train, split, tmp_path / "full", progress=False)
     again = train_generator(_config(), cifar10_train, split, tmp_path / "again", progress=False)
     assert all(torch.equal(a, b) for a, b in zip(_weights(full).values(), _weights(again).values()))  # deterministic
 
-    original = tg._step_generator
-
-    def interrupt_at_step_4(seed, step):
-        if step == 4:
-            raise KeyboardInterrupt
-        return original(seed, step)
-
-    monkeypatch.setattr(tg, "_step_generator", interrupt_at_step_4)
+    disarm = interrupt_generator_at(4)
     with pytest.raises(KeyboardInterrupt):
         train_generator(_config(), cifar10_train, split, tmp_path / "resumed", progress=False)
     assert torch.load(tmp_path / "resumed/generator.pt", weights_only=True)["step"] == 3
-    monkeypatch.setattr(tg, "_step_generator", original)
+    disarm()
     resumed = train_generator(_config(), cifar10_train, split, tmp_path / "resumed", progress=False)
     assert resumed.step == 6
     full_weights = _weights(full)
