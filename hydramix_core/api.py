@@ -42,6 +42,35 @@ def load_folder(data_dir, image_size: int | None, *, split: str = "train") -> Im
     return load_image_folder(folder, name=Path(data_dir).name, split=split, image_size=image_size, skip_unreadable=True)
 
 
+HOLDOUT = 0.2  # fraction of each class held out when a folder has no test/ part
+
+
+def training_images(data_dir, image_size: int, *, test_dir=None, holdout: float = HOLDOUT):
+    """(train, test, held-out files): ``test_dir`` or ``DIR/test/`` if present, else ``holdout`` of
+    each class (a class with one image keeps it for training). The hold-out draw is fixed
+    (seed 0), so fit-generator, augment and train-classifier agree on it and the generator
+    never sees a test image."""
+    data = load_folder(data_dir, image_size)
+    test_root = Path(test_dir) if test_dir else Path(data_dir) / "test"
+    if test_root.is_dir():
+        test = load_folder(test_root, data.image_size, split="test")
+        if test.classes != data.classes:
+            raise DatasetError(f"test classes {test.classes} differ from training classes {data.classes}")
+        return data, test, None
+    rng = torch.Generator().manual_seed(0)
+    test_idx, train_idx = [], []
+    for label in range(data.num_classes):
+        members = torch.where(data.labels == label)[0]
+        members = members[torch.randperm(len(members), generator=rng)]
+        n_test = max(1, int(len(members) * holdout)) if len(members) > 1 else 0
+        test_idx += members[:n_test].tolist()
+        train_idx += members[n_test:].tolist()
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    train.files, test.files, test.split = [data.files[i] for i in train_idx], [data.files[i] for i in test_idx], "test"
+    train.resized, train.skipped = data.resized, data.skipped
+    return train, test, sorted(test.files)
+
+
 def _whole_set_split(data: ImageSet, seed: int) -> FewShotSplit:
     """Every image of the folder is training data: a 'split' over all indices."""
     per_class = max(1, round(len(data) / data.num_classes))
@@ -61,7 +90,7 @@ def _prepare_output(out: Path, *, overwrite: bool, keep_if: str | None = None) -
 def fit_generator(data_dir, out, *, image_size: int | None = None, steps: int = 2000, n_mix=(2, 3, 4), ngf: int = 64,
                   batch_size: int = 16, seed: int = 0, device: str = "auto", resume: bool = False,
                   overwrite: bool = False, progress: bool = True, log=print):
-    """Train a HydraMix generator on every image of ``data_dir`` into the folder ``out``.
+    """Train a HydraMix generator on the training images of ``data_dir`` into the folder ``out``.
 
     ``image_size`` None keeps the images' size if they share one, else uses 32. The
     generator works at 64 px for images up to 32 px, else at the image size rounded down
@@ -76,16 +105,19 @@ def fit_generator(data_dir, out, *, image_size: int | None = None, steps: int = 
         image_size = json.loads((out / RUN_INFO).read_text())["image_size"]
     else:
         _prepare_output(out, overwrite=overwrite)
-    data = load_folder(data_dir, _choose_size(data_dir, image_size))
+    data, _, held_out = training_images(data_dir, _choose_size(data_dir, image_size))
     image_size = data.image_size
     _report(data, image_size, log)
+    if held_out:
+        log(f"no test folder: {len(held_out)} images ({HOLDOUT:.0%} per class) are held out for testing, "
+            f"not used to train the generator")
     split = _whole_set_split(data, seed)
     config = GeneratorConfig(dataset=data.name, samples_per_class=split.samples_per_class, seed=seed, ngf=ngf, ndf=ngf,
                              batch_size=batch_size, steps=steps, n_mix=tuple(n_mix), device=device,
                              checkpoint_every=max(1, min(100, steps // 10)))
     info = {"data": str(Path(data_dir).resolve()), "image_size": image_size, "classes": data.classes,
             "fingerprint": data.fingerprint(), "images": len(data), "resized": data.resized, "skipped": data.skipped,
-            "seed": seed}
+            "held_out_files": held_out, "seed": seed}
     (out / RUN_INFO).write_text(json.dumps(info, indent=1) + "\n")
     run = train_generator(config, data, split, out, resume=resume, progress=progress)
     log(f"generator trained for {run.step} steps (working size {run.config.working_size} px); "
@@ -131,7 +163,7 @@ def augment_folder(generator_dir, data_dir, out, *, per_class: int, n_mix: int =
         raise FileNotFoundError(f"{generator_dir} is not a generator run folder (no {RUN_INFO}); "
                                 f"create one with `hydramix fit-generator`.")
     info = json.loads((generator_dir / RUN_INFO).read_text())
-    data = load_folder(data_dir, info["image_size"])
+    data, _, _ = training_images(data_dir, info["image_size"])
     if data.fingerprint() != info["fingerprint"]:
         raise DatasetError(f"{data_dir} is not the image set the generator in {generator_dir} was trained on "
                            f"(fingerprint {data.fingerprint()} vs {info['fingerprint']}).")
@@ -165,50 +197,28 @@ def augment_folder(generator_dir, data_dir, out, *, per_class: int, n_mix: int =
 
 def train_classifier_on_folder(data_dir, *, test_dir=None, method: str = "baseline", generator=None, image_size=None,
                                model: str | None = None, steps: int | None = None, epochs: int = 200, p_gen: float = 0.5,
-                               holdout: float = 0.2, seed: int = 0, device: str = "auto", out=None, log=print) -> dict:
+                               holdout: float = HOLDOUT, seed: int = 0, device: str = "auto", out=None, log=print) -> dict:
     """Train the study's classifier on a folder and report accuracy on ``test_dir``, ``data_dir/test``,
     or (recorded in the result) a held-out ``holdout`` fraction of each class."""
     from .classifier import GENERATOR_METHODS, ClassifierConfig, parse_method, train_classifier
     from .train_generator import load_generator, resolve_device
 
     base, _ = parse_method(method)
-    if generator is not None:
-        image_size = json.loads((Path(generator) / RUN_INFO).read_text())["image_size"]
-    data = load_folder(data_dir, _choose_size(data_dir, image_size))
-    test_root = Path(test_dir) if test_dir else Path(data_dir) / "test"
-    held_out = None
-    if test_root.is_dir():
-        test = load_folder(test_root, data.image_size, split="test")
-        if test.classes != data.classes:
-            raise DatasetError(f"test classes {test.classes} differ from training classes {data.classes}")
-        train = data
-    else:
-        g = torch.Generator().manual_seed(seed)
-        test_idx, train_idx = [], []
-        for label in range(data.num_classes):
-            members = torch.where(data.labels == label)[0]
-            members = members[torch.randperm(len(members), generator=g)]
-            n_test = max(1, int(len(members) * holdout)) if len(members) > 1 else 0  # a lone image stays in training
-            test_idx += members[:n_test].tolist()
-            train_idx += members[n_test:].tolist()
-        held_out = sorted(data.files[i] for i in test_idx)
-        train, test = data.subset(train_idx), data.subset(test_idx)
-        test.split = "test"
-        log(f"no test folder: holding out {len(test_idx)} images ({holdout:.0%} per class) for testing")
-    if generator is not None and data.fingerprint() != json.loads((Path(generator) / RUN_INFO).read_text())["fingerprint"]:
-        raise DatasetError(f"{data_dir} is not the image set the generator in {generator} was trained on.")
+    info = json.loads((Path(generator) / RUN_INFO).read_text()) if generator is not None else None
+    train, test, held_out = training_images(data_dir, info["image_size"] if info else _choose_size(data_dir, image_size),
+                                            test_dir=test_dir, holdout=holdout)
+    if held_out:
+        log(f"no test folder: holding out {len(held_out)} images ({holdout:.0%} per class) for testing")
+    if info is not None and train.fingerprint() != info["fingerprint"]:
+        raise DatasetError(f"the training images of {data_dir} are not those the generator in {generator} was trained on.")
     split = _whole_set_split(train, seed)
     generator_run = None
     if base in GENERATOR_METHODS:
         if generator is None:
             raise ValueError(f"method {method!r} needs --generator (a folder made by `hydramix fit-generator`)")
         generator_run = load_generator(generator, device=str(resolve_device(device)))
-        generator_run.split = {**generator_run.split, "samples_per_class": split.samples_per_class}
-        if held_out is not None:
-            log("note: the generator was trained on all images, including the held-out ones; "
-                "pass --test for a clean evaluation")
-            keep = torch.tensor([i for i in range(len(data)) if data.files[i] not in set(held_out)])
-            generator_run.segments = generator_run.segments[keep]
+        # Same images (fingerprint checked above); the classifier's seed may differ from the generator's.
+        generator_run.split = {**generator_run.split, "seed": seed}
     config = ClassifierConfig(dataset=train.name, samples_per_class=split.samples_per_class, seed=seed, method=method,
                               p_gen=p_gen, model=model, steps=steps, epochs=epochs, device=device)
     record = train_classifier(config, train, test, split, generator_run=generator_run)

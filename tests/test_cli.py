@@ -55,7 +55,9 @@ def test_fit_augment_train_end_to_end(folder, tmp_path):
                       "--device", "cpu").stdout
     assert "used at 32x32 px" in fitted and "resized 1 images" in fitted and "skipped unreadable image" in fitted
     assert "'frog' has a single image" in fitted
-    assert (run / "generator.pt").exists() and json.loads((run / "run.json").read_text())["images"] == 8
+    info = json.loads((run / "run.json").read_text())
+    assert (run / "generator.pt").exists() and info["images"] == 6  # 8 readable, 2 held out (no test/ folder)
+    assert "held out for testing" in fitted and len(info["held_out_files"]) == 2
 
     refused = hydramix("fit-generator", "--data", folder, "--steps", 4, "--out", run, check=False)
     assert refused.returncode == 2 and "already holds results" in refused.stderr and "--overwrite" in refused.stderr
@@ -66,13 +68,15 @@ def test_fit_augment_train_end_to_end(folder, tmp_path):
     entry = manifest["files"][0]
     assert (out / entry["file"]).exists() and (out / entry["mask"]).exists() and len(entry["sources"]) == 3
     assert all(source.startswith(entry["class"] + "/") for source in entry["sources"])
+    sources = {str(folder / source) for item in manifest["files"] for source in item["sources"]}
+    assert not sources & set(info["held_out_files"])  # test images are never mixed
     assert sorted(p.name for p in out.iterdir()) == ["cat", "contact_sheet.png", "dog", "frog", "manifest.json", "masks"]
 
     trained = hydramix("train-classifier", "--data", folder, "--method", "hydramix", "--generator", run, "--steps", 3,
                        "--model", "wrn16_2", "--out", tmp_path / "result.json").stdout
     assert "hydramix: test accuracy" in trained and "holding out" in trained
     record = json.loads((tmp_path / "result.json").read_text())
-    assert record["held_out_files"] and 0 <= record["accuracy"] <= 1
+    assert record["held_out_files"] == info["held_out_files"] and 0 <= record["accuracy"] <= 1
 
 
 def test_interrupted_fit_resumes(folder, tmp_path, interrupt_generator_at):
