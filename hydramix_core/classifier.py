@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 from .augment import HydraMixAugment
 from .data import ImageSet
 from .masks import cached_segments, random_crop_flip
-from .splits import FewShotSplit
+from .splits import FewShotSplit, epoch_length
 
 BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "mixup", "cutmix",
                 "chimeramix_grid", "chimeramix_seg", "hydramix", "hydramix_direct", "chimeramix_grid_direct",
@@ -144,7 +144,8 @@ class ClassifierConfig:
     @property
     def run_name(self) -> str:
         name = f"{self.dataset}_n{self.samples_per_class}_seed{self.seed}_{self.method}"
-        if parse_method(self.method)[0] in GENERATOR_METHODS or parse_method(self.method)[0] in DIRECT_METHODS:
+        base, _ = parse_method(self.method)
+        if base in GENERATOR_METHODS or base in DIRECT_METHODS:
             name += f"_p{self.p_gen:g}" + ("_batch" if self.per_batch else "")
         return name
 
@@ -228,9 +229,8 @@ def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: Im
     use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
                                 weight_decay=config.weight_decay)
-    repeats = max(1, round(config.samples_per_class_per_epoch / config.samples_per_class))
-    epoch_length = len(few) * repeats
-    steps_per_epoch = math.ceil(epoch_length / config.batch_size)
+    samples_per_epoch = epoch_length(len(few), config.samples_per_class, config.samples_per_class_per_epoch)
+    steps_per_epoch = math.ceil(samples_per_epoch / config.batch_size)
     total_steps = config.steps or config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
 
@@ -250,8 +250,8 @@ def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: Im
     bar = tqdm(total=total_steps, desc=f"classifier {config.run_name}", disable=not progress)
     step = 0
     while step < total_steps:
-        order = torch.randperm(epoch_length) % len(few)
-        for start in range(0, epoch_length, config.batch_size):
+        order = torch.randperm(samples_per_epoch) % len(few)
+        for start in range(0, samples_per_epoch, config.batch_size):
             if step >= total_steps:
                 break
             index = order[start:start + config.batch_size].to(device)

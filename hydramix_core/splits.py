@@ -60,6 +60,11 @@ def select_indices(labels, samples_per_class: int, seed: int) -> list[int]:
     return [int(i) for i in chosen]
 
 
+def epoch_length(num_images: int, samples_per_class: int, samples_per_class_per_epoch: int) -> int:
+    """Samples per epoch when the split is repeated to ~``samples_per_class_per_epoch`` per class (ChimeraMix)."""
+    return num_images * max(1, round(samples_per_class_per_epoch / samples_per_class))
+
+
 def create_split(data: ImageSet, samples_per_class: int, seed: int) -> FewShotSplit:
     if data.split != "train":
         raise DatasetError(f"Few-shot splits are drawn from a training set, got the {data.split} set of {data.name}.")

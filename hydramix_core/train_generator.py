@@ -28,7 +28,7 @@ from .data import ImageSet
 from .losses import LaplacianPyramidLoss, lsgan_loss
 from .masks import MASK_KINDS, cached_segments, make_masks, random_crop_flip, to_working_size
 from .models import Discriminator, Generator, draw_partners, mix
-from .splits import FewShotSplit
+from .splits import FewShotSplit, epoch_length
 
 CHECKPOINT_NAME = "generator.pt"
 # Fields that do not change what is trained; a resumed run may differ in these.
@@ -152,9 +152,8 @@ def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShot
     generator, discriminator = build_models(config)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=config.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=config.betas)
-    repeats = max(1, round(config.samples_per_class_per_epoch / config.samples_per_class))
-    epoch_length = len(few) * repeats
-    steps_per_epoch = max(1, epoch_length // config.batch_size)
+    samples_per_epoch = epoch_length(len(few), config.samples_per_class, config.samples_per_class_per_epoch)
+    steps_per_epoch = max(1, samples_per_epoch // config.batch_size)
     total_steps = config.steps or config.epochs * steps_per_epoch
     milestones = sorted({max(1, int(f * total_steps)) for f in config.milestones})
     sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestones, gamma=config.gamma)
@@ -203,12 +202,14 @@ def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShot
 
     generator.train()
     discriminator.train()
-    start_step, running = step, None
+    start_step, running, order_epoch, order = step, None, None, None
     bar = tqdm(total=total_steps, initial=step, desc=f"generator {split.filename[:-5]}", disable=not progress)
     while step < total_steps:
         rng = _step_generator(config.seed, step)
         epoch, offset = divmod(step, steps_per_epoch)
-        order = torch.randperm(epoch_length, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
+        if epoch != order_epoch:  # the anchor order of an epoch depends only on (seed, epoch)
+            order_epoch = epoch
+            order = torch.randperm(samples_per_epoch, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
         anchors = order[offset * config.batch_size:(offset + 1) * config.batch_size] % len(few)
         n_mix = config.n_mix[int(torch.randint(len(config.n_mix), (1,), generator=rng))]
         members = torch.cat([anchors[:, None], draw_partners(labels[anchors], labels, n_mix - 1, rng)], 1)  # [B, N]
