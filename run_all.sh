@@ -8,34 +8,56 @@
 #   ./run_all.sh --only 02_train_generator
 #   ./run_all.sh --results /tmp/fresh      # write somewhere else than results/<profile>
 #
-# Finished runs are never redone: each step skips work whose results already exist.
+# Finished runs are never redone: each step skips work whose results already exist. One run
+# at a time writes a results folder: a second is refused, naming the first.
 set -euo pipefail
-profile=smoke from="" only="" out=""
+cd "$(dirname "$0")"
+usage() { echo "run_all.sh: $1 (see ./run_all.sh --help)" >&2; exit 2; }
+profile=smoke from="" only="" out="" invocation="run_all.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile) profile="$2"; shift 2 ;;
-    --from) from="$2"; shift 2 ;;
-    --only) only="$2"; shift 2 ;;
-    --results) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    --profile|--from|--only|--results)
+      [ $# -ge 2 ] && [ -n "$2" ] && [[ "$2" != --* ]] || usage "$1 needs a value"
+      case "$1" in
+        --profile) profile="$2" ;; --from) from="$2" ;; --only) only="$2" ;; --results) out="$2" ;;
+      esac
+      shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) usage "unknown argument: $1" ;;
   esac
 done
-source "$(dirname "$0")/scripts/venv.sh"
-cd "$REPO"
+[ -f "profiles/$profile.yaml" ] || usage "no profile profiles/$profile.yaml (have: $(ls profiles | sed 's/.yaml//' | tr '\n' ' '))"
+steps=()
+for notebook in notebooks/[0-9][0-9]_*.ipynb; do steps+=("$(basename "$notebook" .ipynb)"); done
+matches() { local step; for step in "${steps[@]}"; do [[ "$step" == "$1"* ]] && return 0; done; return 1; }
+[ -z "$from" ] || matches "$from" || usage "--from $from matches no notebook (have: ${steps[*]})"
+[ -z "$only" ] || matches "$only" || usage "--only $only matches no notebook (have: ${steps[*]})"
+selected=() started=$([ -z "$from" ] && echo yes || echo no)
+for step in "${steps[@]}"; do
+  [[ "$step" == "$from"* ]] && started=yes
+  [ "$started" = yes ] && { [ -z "$only" ] || [[ "$step" == "$only"* ]]; } && selected+=("$step")
+done
+[ ${#selected[@]} -gt 0 ] || usage "--from $from with --only $only selects no notebook"
+
+source scripts/venv.sh
 parameters="profiles/$profile.yaml"
-[ -f "$parameters" ] || { echo "no profile $parameters (have: $(ls profiles | sed 's/.yaml//' | tr '\n' ' '))" >&2; exit 2; }
 source scripts/offline_data.sh
 out="${out:-results/$profile}"
 mkdir -p "$out"
-started=$([ -z "$from" ] && echo yes || echo no)
-for notebook in notebooks/[0-9][0-9]_*.ipynb; do
-  step="$(basename "$notebook" .ipynb)"
-  [[ "$step" == "$from"* ]] && started=yes
-  [ "$started" = yes ] || continue
-  [ -z "$only" ] || [[ "$step" == "$only"* ]] || continue
+# The results folder's write lock: the lock file hydramix_core.outputs.hold uses for it (both flock(2)).
+lock="$(dirname "$out")/.$(basename "$out").lock"
+exec 9>>"$lock"
+if ! flock -n 9; then
+  holder="$(cat "$lock.holder" 2>/dev/null || echo "holder unknown")"
+  echo "run_all.sh: $out is being written by another run ($holder); wait for it to finish or use --results." >&2
+  exit 2
+fi
+printf '{"pid": %d, "host": "%s", "command": "%s", "since": "%s"}' $$ "$(hostname)" "$invocation" \
+  "$(date '+%F %T')" > "$lock.holder"
+trap 'rm -f "$lock.holder"' EXIT
+for step in "${selected[@]}"; do
   echo "== $step ($profile)"
-  if ! papermill "$notebook" "$out/$step.ipynb" -f "$parameters" -p profile "$profile" -p results_dir "$out" \
+  if ! papermill "notebooks/$step.ipynb" "$out/$step.ipynb" -f "$parameters" -p profile "$profile" -p results_dir "$out" \
        --cwd "$REPO" --progress-bar; then
     echo "Step $step failed; the executed notebook with the error is $out/$step.ipynb" >&2
     exit 1

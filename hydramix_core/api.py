@@ -14,6 +14,7 @@ The same three steps are the ``hydramix`` command's subcommands (``hydramix --he
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,13 +23,12 @@ from pathlib import Path
 import torch
 
 from .data import DatasetError, ImageSet, load_image_folder
+from .outputs import (MARKER, OutputExistsError, check_output, claim_folder, hold, install_folder, positive, read_marker,
+                      remove_owned, sibling, write_atomic, write_marker)
 from .splits import FewShotSplit
+from .train_generator import CheckpointError
 
 RUN_INFO = "run.json"
-
-
-class OutputExistsError(RuntimeError):
-    pass
 
 
 def train_folder(data_dir: str | os.PathLike) -> Path:
@@ -77,14 +77,25 @@ def _whole_set_split(data: ImageSet, seed: int) -> FewShotSplit:
     return FewShotSplit(data.name, per_class, seed, list(range(len(data))), data.fingerprint(), data.num_classes)
 
 
-def _prepare_output(out: Path, *, overwrite: bool, keep_if: str | None = None) -> None:
-    if out.exists() and any(out.iterdir()):
-        if keep_if and (out / keep_if).exists():
-            return
-        if not overwrite:
-            raise OutputExistsError(f"{out} already holds results; pass overwrite=True (--overwrite) to replace them.")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+FIT_TOOL, AUGMENT_TOOL = "hydramix fit-generator", "hydramix augment"
+# Every file fit-generator writes in its folder (outputs.foreign_files also counts their
+# temporary siblings as the tool's own).
+GENERATOR_FILES = (RUN_INFO, "generator.pt", "segments.pt")
+
+
+def read_run_info(folder: Path) -> dict:
+    """The ``run.json`` of a generator folder, with an error that says what to do if it is unusable."""
+    path = folder / RUN_INFO
+    if not path.exists():
+        raise FileNotFoundError(f"{folder} is not a generator run folder (no {RUN_INFO}); "
+                                f"create one with `hydramix fit-generator`.")
+    try:
+        info = json.loads(path.read_text())
+        info["image_size"], info["fingerprint"]
+        return info
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path} is damaged ({type(error).__name__}: {error}); it records which images the "
+                              f"generator was trained on. Restore it, or train again with --overwrite.") from None
 
 
 def fit_generator(data_dir, out, *, image_size: int | None = None, steps: int = 2000, n_mix=(2, 3, 4), ngf: int = 64,
@@ -94,32 +105,44 @@ def fit_generator(data_dir, out, *, image_size: int | None = None, steps: int = 
 
     ``image_size`` None keeps the images' size if they share one, else uses 32. The
     generator works at 64 px for images up to 32 px, else at the image size rounded down
-    to a multiple of 4. ``resume=True`` continues an interrupted run in ``out``.
+    to a multiple of 4. ``resume=True`` continues an interrupted run in ``out``;
+    ``overwrite=True`` replaces a folder this function made (never one holding other files).
     """
     from .train_generator import GeneratorConfig, train_generator
 
-    out = Path(out)
-    if resume:
-        if not (out / RUN_INFO).exists():
-            raise FileNotFoundError(f"Nothing to resume in {out}: no {RUN_INFO}.")
-        image_size = json.loads((out / RUN_INFO).read_text())["image_size"]
-    else:
-        _prepare_output(out, overwrite=overwrite)
-    data, _, held_out = training_images(data_dir, _choose_size(data_dir, image_size))
-    image_size = data.image_size
-    _report(data, image_size, log)
-    if held_out:
-        log(f"no test folder: {len(held_out)} images ({HOLDOUT:.0%} per class) are held out for testing, "
-            f"not used to train the generator")
-    split = _whole_set_split(data, seed)
-    config = GeneratorConfig(dataset=data.name, samples_per_class=split.samples_per_class, seed=seed, ngf=ngf, ndf=ngf,
-                             batch_size=batch_size, steps=steps, n_mix=tuple(n_mix), device=device,
-                             checkpoint_every=max(1, min(100, steps // 10)))
-    info = {"data": str(Path(data_dir).resolve()), "image_size": image_size, "classes": data.classes,
-            "fingerprint": data.fingerprint(), "images": len(data), "resized": data.resized, "skipped": data.skipped,
-            "held_out_files": held_out, "seed": seed}
-    (out / RUN_INFO).write_text(json.dumps(info, indent=1) + "\n")
-    run = train_generator(config, data, split, out, resume=resume, progress=progress)
+    positive("image_size", image_size, allow_none=True)
+    for name, value in (("steps", steps), ("ngf", ngf), ("batch_size", batch_size), *(("n_mix", n) for n in n_mix)):
+        positive(name, value)
+    out = check_output(out, inputs=[data_dir])
+    with hold(out, what="output folder"):
+        if resume:
+            info = read_run_info(out)
+            data, _, held_out = training_images(data_dir, info["image_size"])
+            if data.fingerprint() != info["fingerprint"]:
+                raise DatasetError(f"{out} was trained on {info['data']}, whose images differ from those in {data_dir}; "
+                                   f"resume with the same --data, or train into another folder.")
+        else:
+            claim = claim_folder(out, tool=FIT_TOOL, overwrite=overwrite)
+            data, _, held_out = training_images(data_dir, _choose_size(data_dir, image_size))
+        image_size = data.image_size
+        split = _whole_set_split(data, seed)
+        config = GeneratorConfig(dataset=data.name, samples_per_class=split.samples_per_class, seed=seed, ngf=ngf,
+                                 ndf=ngf, batch_size=batch_size, steps=steps, n_mix=tuple(n_mix), device=device,
+                                 checkpoint_every=max(1, min(100, steps // 10)))
+        _report(data, image_size, log)
+        if held_out:
+            log(f"no test folder: {len(held_out)} images ({HOLDOUT:.0%} per class) are held out for testing, "
+                f"not used to train the generator")
+        if not resume:  # everything is checked: only now is anything removed or written
+            if claim == "replace":
+                remove_owned(out)
+            out.mkdir(parents=True, exist_ok=True)
+            write_marker(out, tool=FIT_TOOL, files=GENERATOR_FILES)
+            info = {"data": str(Path(data_dir).resolve()), "image_size": image_size, "classes": data.classes,
+                    "fingerprint": data.fingerprint(), "images": len(data), "resized": data.resized,
+                    "skipped": data.skipped, "held_out_files": held_out, "seed": seed}
+            write_atomic(out / RUN_INFO, json.dumps(info, indent=1) + "\n")
+        run = train_generator(config, data, split, out, resume=resume, progress=progress)
     log(f"generator trained for {run.step} steps (working size {run.config.working_size} px); "
         f"final reconstruction loss {run.history[-1]['rec']:.4f}; saved to {out}")
     return run
@@ -142,91 +165,174 @@ def _report(data: ImageSet, image_size: int, log) -> None:
         f"used at {image_size}x{image_size} px")
     if data.resized:
         log(f"resized {len(data.resized)} images of another size to {image_size}x{image_size} (shorter side, centre crop)")
-    for file in data.skipped:
-        log(f"skipped unreadable image {file}")
+    for file, reason in data.skipped.items():
+        log(f"skipped unreadable image {file} ({reason})")
     for label, count in zip(data.classes, counts):
         if count == 1:
             log(f"class {label!r} has a single image: it is mixed with itself")
 
 
 def augment_folder(generator_dir, data_dir, out, *, per_class: int, n_mix: int = 3, seed: int = 0, device: str = "auto",
-                   overwrite: bool = False, log=print) -> dict:
-    """Write ``per_class`` generated PNGs per class to ``out/<class>/``, a contact sheet and a manifest."""
-    from torchvision.io import write_png
+                   overwrite: bool = False, resume: bool = False, log=print) -> dict:
+    """Write ``per_class`` generated PNGs per class to ``out/<class>/``, a contact sheet and a manifest.
 
+    The folder is built in the hidden sibling ``.<out>.partial`` and renamed to ``out`` when
+    complete: an interrupted run leaves ``out`` untouched, and ``resume=True`` finishes it
+    (classes already written are kept; each class has its own random stream, so the result
+    equals an uninterrupted run's).
+    """
     from .augment import HydraMixAugment
-    from .figures import image_grid, mask_colors
     from .train_generator import load_generator, resolve_device
 
-    generator_dir, out = Path(generator_dir), Path(out)
-    if not (generator_dir / RUN_INFO).exists():
-        raise FileNotFoundError(f"{generator_dir} is not a generator run folder (no {RUN_INFO}); "
-                                f"create one with `hydramix fit-generator`.")
-    info = json.loads((generator_dir / RUN_INFO).read_text())
-    data, _, _ = training_images(data_dir, info["image_size"])
-    if data.fingerprint() != info["fingerprint"]:
-        raise DatasetError(f"{data_dir} is not the image set the generator in {generator_dir} was trained on "
-                           f"(fingerprint {data.fingerprint()} vs {info['fingerprint']}).")
-    _prepare_output(out, overwrite=overwrite)
-    run = load_generator(generator_dir, device=str(resolve_device(device)))
-    augment = HydraMixAugment(run.generator, data.images, data.labels, run.segments, p_gen=1.0, n_mix=n_mix)
-    rng = torch.Generator().manual_seed(seed)
-    manifest = {"generator": str(generator_dir.resolve()), "data": str(Path(data_dir).resolve()), "seed": seed,
-                "n_mix": n_mix, "image_size": info["image_size"], "files": []}
-    sheet = []
-    for label, name in enumerate(data.classes):
-        images, masks, members = augment.generate(torch.full((per_class,), label), generator=rng, return_details=True)
-        (out / name).mkdir(parents=True, exist_ok=True)
-        (out / "masks" / name).mkdir(parents=True, exist_ok=True)
-        mask_images = mask_colors(masks.cpu())
-        for index in range(per_class):
-            file = f"{name}/hydramix_{index:04d}.png"
-            write_png((images[index].cpu() * 255).round().to(torch.uint8), str(out / file))
-            write_png((mask_images[index] * 255).round().to(torch.uint8), str(out / "masks" / file))
-            manifest["files"].append({"file": file, "class": name, "mask": f"masks/{file}",
-                                      "sources": [os.path.relpath(data.files[i], Path(data_dir)) for i in members[index].tolist()]})
-        sheet.append(images[: min(per_class, 8)].cpu())
-    figure = image_grid(torch.cat(sheet), rows=len(sheet), row_labels=data.classes, scale=1.0,
-                        title=f"HydraMix samples, N = {n_mix}")
-    figure.savefig(out / "contact_sheet.png", dpi=120, bbox_inches="tight")
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    positive("per_class", per_class)
+    positive("n_mix", n_mix)
+    generator_dir = Path(generator_dir)
+    out = check_output(out, inputs=[generator_dir, data_dir])
+    info = read_run_info(generator_dir)
+    arguments = {"generator": str(generator_dir.resolve()), "data": str(Path(data_dir).resolve()), "seed": seed,
+                 "n_mix": n_mix, "per_class": per_class, "image_size": info["image_size"]}
+    partial = sibling(out, ".partial")
+    with hold(out, what="output folder"):
+        claim = claim_folder(out, tool=AUGMENT_TOOL, overwrite=overwrite)
+        started = read_marker(partial) if partial.exists() else None
+        if partial.exists() and not (resume or overwrite):
+            raise OutputExistsError(f"an interrupted augment into {out} left {partial}; pass --resume to finish it "
+                                    f"or --overwrite to start again.")
+        if resume and started is not None and started.get("arguments") != arguments:
+            raise OutputExistsError(f"{partial} was started with other arguments ({started.get('arguments')}); "
+                                    f"rerun with those, or pass --overwrite instead of --resume to start again.")
+        data, _, _ = training_images(data_dir, info["image_size"])
+        if data.fingerprint() != info["fingerprint"]:
+            raise DatasetError(f"{data_dir} is not the image set the generator in {generator_dir} was trained on "
+                               f"(fingerprint {data.fingerprint()} vs {info['fingerprint']}).")
+        run = load_generator(generator_dir, device=str(resolve_device(device)))
+        if partial.exists() and not (resume and started is not None):
+            if started is None or started.get("tool") != AUGMENT_TOOL:
+                raise OutputExistsError(f"{partial} was not written by {AUGMENT_TOOL}; move it away and rerun.")
+            shutil.rmtree(partial)
+        partial.mkdir(exist_ok=True)
+        write_marker(partial, tool=AUGMENT_TOOL, files=[], arguments=arguments)
+        augment = HydraMixAugment(run.generator, data.images, data.labels, run.segments, p_gen=1.0, n_mix=n_mix)
+        manifest = {**arguments, "files": []}
+        for label, name in enumerate(data.classes):
+            manifest["files"] += _augment_class(augment, data, data_dir, partial, label, name, per_class, seed)
+        _contact_sheet(partial, data.classes, manifest["files"], n_mix)
+        write_atomic(partial / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+        shutil.rmtree(partial / PROGRESS)
+        written = [p.relative_to(partial).as_posix() for p in partial.rglob("*") if p.is_file() and p.name != MARKER]
+        write_marker(partial, tool=AUGMENT_TOOL, files=written, arguments=arguments)
+        if claim == "replace":
+            log(f"replacing the earlier results in {out}")
+        install_folder(partial, out)
     log(f"wrote {per_class * data.num_classes} images ({per_class} per class) to {out}, "
         f"contact sheet {out / 'contact_sheet.png'}, manifest {out / 'manifest.json'}")
     return manifest
 
 
+PROGRESS = ".progress"  # in a partial augment folder: one JSON per finished class
+
+
+def _augment_class(augment, data: ImageSet, data_dir, folder: Path, label: int, name: str, per_class: int,
+                   seed: int) -> list[dict]:
+    """Generate and write one class (or read back its entries if an earlier run finished it)."""
+    from torchvision.io import write_png
+
+    from .figures import mask_colors
+
+    done = folder / PROGRESS / f"{label}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    rng = torch.Generator().manual_seed(seed * 1_000_003 + label)  # per class, so a resumed run draws the same
+    images, masks, members = augment.generate(torch.full((per_class,), label), generator=rng, return_details=True)
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    (folder / "masks" / name).mkdir(parents=True, exist_ok=True)
+    mask_images = mask_colors(masks.cpu())
+    entries = []
+    for index in range(per_class):
+        file = f"{name}/hydramix_{index:04d}.png"
+        write_png((images[index].cpu() * 255).round().to(torch.uint8), str(folder / file))
+        write_png((mask_images[index] * 255).round().to(torch.uint8), str(folder / "masks" / file))
+        entries.append({"file": file, "class": name, "mask": f"masks/{file}",
+                        "sources": [os.path.relpath(data.files[i], Path(data_dir)) for i in members[index].tolist()]})
+    write_atomic(done, json.dumps(entries))
+    return entries
+
+
+def _contact_sheet(folder: Path, classes: list[str], entries: list[dict], n_mix: int) -> None:
+    """Up to 8 written images per class, read back from the PNGs (the same whether or not the run was resumed)."""
+    import matplotlib.pyplot as plt
+    from torchvision.io import decode_png, read_file
+
+    from .figures import image_grid
+
+    rows = [[e["file"] for e in entries if e["class"] == name][:8] for name in classes]
+    images = torch.stack([decode_png(read_file(str(folder / file))) for row in rows for file in row])
+    figure = image_grid(images, rows=len(classes), row_labels=classes, scale=1.0, title=f"HydraMix samples, N = {n_mix}")
+    figure.savefig(folder / "contact_sheet.png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
 def train_classifier_on_folder(data_dir, *, test_dir=None, method: str = "baseline", generator=None, image_size=None,
                                model: str | None = None, steps: int | None = None, epochs: int = 200, p_gen: float = 0.5,
-                               holdout: float = HOLDOUT, seed: int = 0, device: str = "auto", out=None, log=print) -> dict:
+                               holdout: float = HOLDOUT, seed: int = 0, device: str = "auto", out=None,
+                               overwrite: bool = False, log=print) -> dict:
     """Train the study's classifier on a folder and report accuracy on ``test_dir``, ``data_dir/test``,
-    or (recorded in the result) a held-out ``holdout`` fraction of each class."""
+    or (recorded in the result) a held-out ``holdout`` fraction of each class.
+
+    ``out``: a JSON file for the result record, checked before training and written atomically;
+    an existing one is replaced only with ``overwrite`` and only if it is such a record.
+    """
     from .classifier import GENERATOR_METHODS, ClassifierConfig, parse_method, train_classifier
     from .train_generator import load_generator, resolve_device
 
     base, _ = parse_method(method)
-    info = json.loads((Path(generator) / RUN_INFO).read_text()) if generator is not None else None
-    train, test, held_out = training_images(data_dir, info["image_size"] if info else _choose_size(data_dir, image_size),
-                                            test_dir=test_dir, holdout=holdout)
-    if held_out:
-        log(f"no test folder: holding out {len(held_out)} images ({holdout:.0%} per class) for testing")
-    if info is not None and train.fingerprint() != info["fingerprint"]:
-        raise DatasetError(f"the training images of {data_dir} are not those the generator in {generator} was trained on.")
-    split = _whole_set_split(train, seed)
-    generator_run = None
-    if base in GENERATOR_METHODS:
-        if generator is None:
-            raise ValueError(f"method {method!r} needs --generator (a folder made by `hydramix fit-generator`)")
-        generator_run = load_generator(generator, device=str(resolve_device(device)))
-        # Same images (fingerprint checked above); the classifier's seed may differ from the generator's.
-        generator_run.split = {**generator_run.split, "seed": seed}
-    config = ClassifierConfig(dataset=train.name, samples_per_class=split.samples_per_class, seed=seed, method=method,
-                              p_gen=p_gen, model=model, steps=steps, epochs=epochs, device=device)
-    record = train_classifier(config, train, test, split, generator_run=generator_run)
-    record["held_out_files"] = held_out
-    log(f"{method}: test accuracy {record['accuracy'] * 100:.1f}% on {record['test_images']} images "
-        f"({record['steps']} steps, {record['train_time_s']:.0f} s on {record['device']})")
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(record, indent=1) + "\n")
+    positive("image_size", image_size, allow_none=True)
+    positive("steps", steps, allow_none=True)
+    positive("epochs", epochs)
+    if not 0.0 <= p_gen <= 1.0:
+        raise ValueError(f"p_gen must be in [0, 1], got {p_gen}")
+    if base in GENERATOR_METHODS and generator is None:
+        raise ValueError(f"method {method!r} needs --generator (a folder made by `hydramix fit-generator`)")
+    if out is not None:
+        out = check_output(out, inputs=[data_dir, test_dir, generator], kind="file")
+        _claim_result_file(out, overwrite=overwrite)
+    with hold(out, what="result file") if out is not None else contextlib.nullcontext():
+        info = read_run_info(Path(generator)) if generator is not None else None
+        train, test, held_out = training_images(data_dir, info["image_size"] if info else _choose_size(data_dir, image_size),
+                                                test_dir=test_dir, holdout=holdout)
+        if held_out:
+            log(f"no test folder: holding out {len(held_out)} images ({holdout:.0%} per class) for testing")
+        if info is not None and train.fingerprint() != info["fingerprint"]:
+            raise DatasetError(f"the training images of {data_dir} are not those the generator in {generator} was trained on.")
+        split = _whole_set_split(train, seed)
+        generator_run = None
+        if base in GENERATOR_METHODS:
+            generator_run = load_generator(generator, device=str(resolve_device(device)))
+            # Same images (fingerprint checked above); the classifier's seed may differ from the generator's.
+            generator_run.split = {**generator_run.split, "seed": seed}
+        config = ClassifierConfig(dataset=train.name, samples_per_class=split.samples_per_class, seed=seed, method=method,
+                                  p_gen=p_gen, model=model, steps=steps, epochs=epochs, device=device)
+        record = train_classifier(config, train, test, split, generator_run=generator_run)
+        record["held_out_files"] = held_out
+        log(f"{method}: test accuracy {record['accuracy'] * 100:.1f}% on {record['test_images']} images "
+            f"({record['steps']} steps, {record['train_time_s']:.0f} s on {record['device']})")
+        if out is not None:
+            _claim_result_file(out, overwrite=overwrite)  # again: another program may have written it meanwhile
+            write_atomic(out, json.dumps(record, indent=1) + "\n")
     return record
 
+
+RESULT_KEYS = {"dataset", "method", "accuracy", "config"}  # a classifier result record has at least these
+
+
+def _claim_result_file(out: Path, *, overwrite: bool) -> None:
+    if not out.exists():
+        return
+    try:
+        ours = RESULT_KEYS <= json.loads(out.read_text()).keys()
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise OutputExistsError(f"{out} exists and is not a hydramix result record; choose another --out.")
+    if not overwrite:
+        raise OutputExistsError(f"{out} already holds a result; pass --overwrite (overwrite=True) to replace it.")

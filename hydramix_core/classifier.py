@@ -26,6 +26,7 @@ from torchvision.transforms import v2
 from .augment import HydraMixAugment
 from .data import ImageSet
 from .masks import cached_segments, random_crop_flip
+from .outputs import positive
 from .splits import FewShotSplit, epoch_length
 
 BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "mixup", "cutmix",
@@ -130,6 +131,12 @@ class ClassifierConfig:
         parse_method(self.method)
         if not 0.0 <= self.p_gen <= 1.0:
             raise ValueError(f"p_gen must be in [0, 1], got {self.p_gen}")
+        positive("samples_per_class", self.samples_per_class)
+        positive("epochs", self.epochs)
+        for name in ("steps", "batch_size", "samples_per_class_per_epoch", "test_subset"):
+            positive(name, getattr(self, name), allow_none=True)
+        if self.bank_size < 0 or self.eval_every < 0:
+            raise ValueError(f"bank_size and eval_every must be >= 0, got {self.bank_size} and {self.eval_every}")
         self.n_mix = tuple(self.n_mix) if self.n_mix is not None else None
 
     def resolved(self, image_size: int) -> "ClassifierConfig":

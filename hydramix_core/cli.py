@@ -5,6 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
 EXAMPLES = {
     "fit-generator": "example:\n  hydramix fit-generator --data my_images --steps 2000 --out runs/gen\n"
                      "  hydramix fit-generator --data my_images --out runs/gen --resume   # after an interruption",
@@ -33,21 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     fit = add("fit-generator", "Train a HydraMix generator on every image of a class folder.")
     fit.add_argument("--data", required=True, help="class folder DIR/<class>/ or DIR/train/<class>/")
     fit.add_argument("--out", required=True, help="run folder for the checkpoint, segmentations and run.json")
-    fit.add_argument("--image-size", type=int, help="square size to train at (default: the images' own, else 32)")
-    fit.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
-    fit.add_argument("--n-mix", type=int, nargs="+", default=[2, 3, 4], help="images per mix, drawn per batch (default 2 3 4)")
-    fit.add_argument("--ngf", type=int, default=64, help="generator width (default 64; 16 is ~10x faster on CPU)")
-    fit.add_argument("--batch-size", type=int, default=16, help="default 16")
+    fit.add_argument("--image-size", type=positive_int, help="square size to train at (default: the images' own, else 32)")
+    fit.add_argument("--steps", type=positive_int, default=2000, help="training steps (default 2000)")
+    fit.add_argument("--n-mix", type=positive_int, nargs="+", default=[2, 3, 4], help="images per mix, drawn per batch (default 2 3 4)")
+    fit.add_argument("--ngf", type=positive_int, default=64, help="generator width (default 64; 16 is ~10x faster on CPU)")
+    fit.add_argument("--batch-size", type=positive_int, default=16, help="default 16")
     fit.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    fit.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace a run folder this command made (never one holding other files)")
 
     augment = add("augment", "Write new images per class with a trained generator.")
     augment.add_argument("--generator", required=True, help="run folder made by fit-generator")
     augment.add_argument("--data", required=True, help="the class folder the generator was trained on")
-    augment.add_argument("--per-class", type=int, required=True, help="images to write per class")
+    augment.add_argument("--per-class", type=positive_int, required=True, help="images to write per class")
     augment.add_argument("--out", required=True, help="output folder: <class>/*.png, masks/, contact_sheet.png, manifest.json")
-    augment.add_argument("--n-mix", type=int, default=3, help="images mixed per output (default 3)")
-    augment.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    augment.add_argument("--n-mix", type=positive_int, default=3, help="images mixed per output (default 3)")
+    augment.add_argument("--resume", action="store_true", help="finish an interrupted augment into --out")
+    augment.add_argument("--overwrite", action="store_true",
+                         help="replace an output folder this command made (never one holding other files)")
 
     train = add("train-classifier", "Train the study's classifier on a class folder and print its test accuracy.")
     train.add_argument("--data", required=True, help="class folder DIR/<class>/ or DIR/train/<class>/")
@@ -56,15 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--generator", help="run folder made by fit-generator (needed by hydramix)")
     train.add_argument("--p-gen", type=float, default=0.5, help="probability a sample is generated (default 0.5)")
     train.add_argument("--model", help="wrn16_8, wrn16_2 or resnet50 (default by image size)")
-    train.add_argument("--steps", type=int, help="training steps (default: 200 epochs)")
+    train.add_argument("--steps", type=positive_int, help="training steps (default: 200 epochs)")
     train.add_argument("--out", help="write the result record (JSON) here")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing result record at --out")
     return parser
+
+
+RESUME_HINT = {
+    "fit-generator": "",  # the interruption message says where the checkpoint is
+    "augment": "the finished classes are kept: rerun the same command with --resume to finish.",
+    "train-classifier": "nothing was written: rerun the command to train again.",
+}
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .api import OutputExistsError, augment_folder, fit_generator, train_classifier_on_folder
+    from .api import augment_folder, fit_generator, train_classifier_on_folder
     from .data import DatasetError
+    from .outputs import OutputError
     from .train_generator import CheckpointError
 
     try:
@@ -74,14 +96,17 @@ def main(argv=None) -> int:
                           overwrite=args.overwrite)
         elif args.command == "augment":
             augment_folder(args.generator, args.data, args.out, per_class=args.per_class, n_mix=args.n_mix, seed=args.seed,
-                           device=args.device, overwrite=args.overwrite)
+                           device=args.device, overwrite=args.overwrite, resume=args.resume)
         else:
             train_classifier_on_folder(args.data, test_dir=args.test, method=args.method, generator=args.generator,
                                        model=args.model, steps=args.steps, p_gen=args.p_gen, seed=args.seed,
-                                       device=args.device, out=args.out)
-    except (OutputExistsError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:
+                                       device=args.device, out=args.out, overwrite=args.overwrite)
+    except (OutputError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"hydramix {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"\nhydramix {args.command}: interrupted. {str(interrupt) or RESUME_HINT[args.command]}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -73,7 +73,7 @@ class ImageSet:
     _fingerprint: str | None = field(default=None, repr=False)
     files: list[str] | None = field(default=None, repr=False)  # image folders: the file of each image
     resized: list[str] = field(default_factory=list, repr=False)  # image folders: files resized on loading
-    skipped: list[str] = field(default_factory=list, repr=False)  # image folders: unreadable files skipped
+    skipped: dict[str, str] = field(default_factory=dict, repr=False)  # image folders: unreadable file -> why
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
@@ -309,17 +309,17 @@ def load_image_folder(folder: str | os.PathLike, *, name: str | None = None, spl
     class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise DatasetError(f"{folder} has no class sub-folders: expected {folder}/<class>/*.png|jpg.")
-    images, labels, files, resized, skipped, first_size = [], [], [], [], [], None
+    images, labels, files, resized, skipped, first_size = [], [], [], [], {}, None
     for label, class_dir in enumerate(class_dirs):
         candidates = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
         count = 0
         for file in candidates:
             try:
                 image = _read_image(file)
-            except DatasetError:
+            except DatasetError as error:
                 if not skip_unreadable:
                     raise
-                skipped.append(str(file))
+                skipped[str(file)] = str(error)
                 continue
             if image_size is not None:
                 if image.shape[1:] != (image_size, image_size):
@@ -350,12 +350,39 @@ def _resize_center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _read_image(file: Path) -> torch.Tensor:
+    """[3, H, W] uint8 RGB from any pixel format: grayscale, palette, alpha (dropped), CMYK, 16-bit."""
     try:
         with warnings.catch_warnings():  # torchvision 0.29 flags its decoders as deprecated; they still work
             warnings.simplefilter("ignore", DeprecationWarning)
-            return decode_image(str(file), mode=ImageReadMode.RGB)
-    except Exception as error:
+            image = decode_image(str(file), mode=ImageReadMode.RGB)
+    except Exception:
+        image = _read_image_pil(file)  # torchvision decodes PNG/JPEG/WebP/GIF only; Pillow reads BMP, TIFF, ...
+    if image.dtype == torch.uint16:  # 16-bit PNG
+        image = (image.to(torch.int32) // 257).to(torch.uint8)
+    return image
+
+
+def _read_image_pil(file: Path) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            image.load()
+            if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit integer or float pixels
+                values = np.asarray(image, dtype=np.float64)
+                if image.mode == "F" and values.max(initial=0) <= 1.0:
+                    values = values * 255
+                elif values.max(initial=0) > 255:
+                    values = values / 257
+                if values.min(initial=0) < 0 or values.max(initial=0) > 255:
+                    raise DatasetError(f"Cannot read image {file}: its {image.mode} pixels range over "
+                                       f"[{values.min():g}, {values.max():g}]; save it as 8-bit PNG or JPEG.")
+                array = np.repeat(values.round().astype(np.uint8)[..., None], 3, axis=2)
+            else:
+                array = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as error:
         raise DatasetError(f"Cannot read image {file}: {error}") from error
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
 def install_image_folder_archive(tarball: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .outputs import replacing
 
 MASK_KINDS = ("hydramix", "grid", "chimeramix_seg", "chimeramix_grid")
 
@@ -64,15 +67,17 @@ def cached_segments(images: torch.Tensor, cache_path: str | os.PathLike | None, 
     """Segment once and keep the result at ``cache_path`` (checked against ``key`` and the parameters)."""
     meta = {"key": key, "size": size, "scale": scale, "min_size": min_size, "count": len(images)}
     if cache_path is not None and Path(cache_path).exists():
-        saved = torch.load(cache_path, weights_only=True)
+        try:
+            saved = torch.load(cache_path, weights_only=True)
+        except Exception as error:  # a cache: an unreadable copy is rebuilt, not fatal
+            warnings.warn(f"{cache_path} is unreadable ({type(error).__name__}); segmenting the images again")
+            saved = {}
         if saved.get("meta") == meta:
             return saved["segments"]
     segments = felzenszwalb_segments(images, size=size, scale=scale, min_size=min_size, progress=True)
     if cache_path is not None:
-        path = Path(cache_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"meta": meta, "segments": segments}, path.with_suffix(".tmp"))
-        os.replace(path.with_suffix(".tmp"), path)
+        with replacing(cache_path) as tmp:
+            torch.save({"meta": meta, "segments": segments}, tmp)
     return segments
 
 

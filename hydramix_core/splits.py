@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import DatasetError, ImageSet
+from .outputs import write_atomic
 
 
 class SplitMismatchError(DatasetError):
@@ -79,9 +80,7 @@ def save_split(split: FewShotSplit, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / split.filename
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(split), indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(split), indent=1) + "\n")
     return path
 
 

@@ -9,7 +9,6 @@ Layout under a results folder (``results/<profile>/``):
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from .classifier import GENERATOR_METHODS, DIRECT_METHODS, ClassifierConfig, parse_method, train_classifier
 from .data import load_dataset
+from .outputs import write_atomic
 from .splits import get_split, split_filename
 from .train_generator import load_generator, resolve_device
 
@@ -54,11 +54,7 @@ def run_sweep(configs: list[ClassifierConfig], results_dir, *, progress: bool = 
         cache = results_dir / "checkpoints" / "segments" / f"{split.filename[:-5]}.pt" if base in DIRECT_METHODS else None
         record = train_classifier(config, train_set, test_set, split, generator_run=generator_run,
                                   segments_cache=cache, progress=progress)
-        path = run_path(results_dir, config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_atomic(run_path(results_dir, config), json.dumps(record, indent=1) + "\n")
     return load_runs([run_path(results_dir, c) for c in configs])
 
 

@@ -29,6 +29,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .outputs import replacing
+
 CLIP_LABEL = "CLIP synset entropy"
 SURROGATE_LABEL = "synset entropy (EfficientNet-Lite0 surrogate)"
 
@@ -179,9 +181,8 @@ class ClipScorer:
             embedded = F.normalize(self.model.encode_text(tokens).float(), dim=-1).mean(0)
             features.append(F.normalize(embedded, dim=0))
         features = torch.stack(features)  # [K, D]
-        self.text_cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(features.cpu(), self.text_cache.with_suffix(".tmp"))
-        os.replace(self.text_cache.with_suffix(".tmp"), self.text_cache)
+        with replacing(self.text_cache) as tmp:
+            torch.save(features.cpu(), tmp)
         return features
 
     @torch.no_grad()

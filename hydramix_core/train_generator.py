@@ -28,6 +28,7 @@ from .data import ImageSet
 from .losses import LaplacianPyramidLoss, lsgan_loss
 from .masks import MASK_KINDS, cached_segments, make_masks, random_crop_flip, to_working_size
 from .models import Discriminator, Generator, draw_partners, mix
+from .outputs import hold, positive, replacing
 from .splits import FewShotSplit, epoch_length
 
 CHECKPOINT_NAME = "generator.pt"
@@ -37,6 +38,10 @@ _RUNTIME_FIELDS = ("checkpoint_every", "log_every", "device")
 
 class CheckpointError(RuntimeError):
     pass
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says where the last checkpoint is and how to resume."""
 
 
 @dataclass
@@ -74,6 +79,10 @@ class GeneratorConfig:
 
     def __post_init__(self):
         self.n_mix, self.betas, self.milestones = tuple(self.n_mix), tuple(self.betas), tuple(self.milestones)
+        for name in ("samples_per_class", "ngf", "ndf", "epochs", "samples_per_class_per_epoch", "batch_size",
+                     "checkpoint_every", "log_every"):
+            positive(name, getattr(self, name))
+        positive("steps", self.steps, allow_none=True)
         if not self.n_mix or min(self.n_mix) < 1:
             raise ValueError(f"n_mix values must be >= 1, got {self.n_mix}")
         if self.mask_kind not in MASK_KINDS:
@@ -133,9 +142,11 @@ def build_models(config: GeneratorConfig) -> tuple[Generator, Discriminator]:
 
 def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShotSplit, out_dir: str | os.PathLike, *,
                     resume: bool = True, progress: bool = True) -> GeneratorRun:
-    """Train (or resume, or just load if finished) the generator for ``split`` into ``out_dir``."""
-    from tqdm.auto import tqdm
+    """Train (or resume, or just load if finished) the generator for ``split`` into ``out_dir``.
 
+    Holds the folder's write lock (``outputs.hold``) throughout: a second trainer of the same
+    folder is refused. Ctrl-C raises ``TrainingInterrupted`` saying where to resume from.
+    """
     if split.fingerprint != train_set.fingerprint():
         raise ValueError(f"split {split.filename} was not drawn from this {train_set.name} data (fingerprint differs)")
     config = config.resolved(train_set.image_size)
@@ -143,6 +154,19 @@ def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShot
         raise ValueError(f"config is for {config.dataset} n={config.samples_per_class} seed={config.seed}, "
                          f"split is {split.filename}")
     out_dir = Path(out_dir)
+    with hold(out_dir, what="generator folder"):
+        return _train(config, train_set, split, out_dir, resume=resume, progress=progress)
+
+
+def _train(config: GeneratorConfig, train_set: ImageSet, split: FewShotSplit, out_dir: Path, *, resume: bool,
+           progress: bool) -> GeneratorRun:
+    from tqdm.auto import tqdm
+
+    path = out_dir / CHECKPOINT_NAME
+    state = None
+    if resume and path.exists():  # checked before anything is written: a refused resume changes nothing
+        state = _load_checkpoint(path)
+        _check_compatible(state, config, split, path)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     few = train_set.subset(split.indices)
@@ -159,11 +183,8 @@ def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShot
     sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestones, gamma=config.gamma)
     sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestones, gamma=config.gamma)
 
-    path = out_dir / CHECKPOINT_NAME
-    step, history, finished = 0, [], False
-    if resume and path.exists():
-        state = _load_checkpoint(path)
-        _check_compatible(state, config, split, path)
+    step, history, finished, running = 0, [], False, None
+    if state is not None:
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_g"])
@@ -171,6 +192,8 @@ def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShot
         sched_g.load_state_dict(state["sched_g"])
         sched_d.load_state_dict(state["sched_d"])
         step, history, finished = state["step"], state["history"], state["finished"]
+        if state.get("running") is not None:  # loss sums of the log interval the checkpoint fell in
+            running = torch.tensor(state["running"])
 
     generator.to(device)
     discriminator.to(device)
@@ -195,76 +218,84 @@ def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShot
     def save(finished: bool):
         _save_checkpoint(path, {
             "config": asdict(config), "split": _split_identity(split), "step": step, "finished": finished,
-            "history": history, "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+            "history": history, "running": None if running is None else running.tolist(),
+            "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
         })
 
     generator.train()
     discriminator.train()
-    start_step, running, order_epoch, order = step, None, None, None
+    if running is not None:
+        running = running.to(device)
+    start_step, order_epoch, order = step, None, None
     bar = tqdm(total=total_steps, initial=step, desc=f"generator {split.filename[:-5]}", disable=not progress)
-    while step < total_steps:
-        rng = _step_generator(config.seed, step)
-        epoch, offset = divmod(step, steps_per_epoch)
-        if epoch != order_epoch:  # the anchor order of an epoch depends only on (seed, epoch)
-            order_epoch = epoch
-            order = torch.randperm(samples_per_epoch, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
-        anchors = order[offset * config.batch_size:(offset + 1) * config.batch_size] % len(few)
-        n_mix = config.n_mix[int(torch.randint(len(config.n_mix), (1,), generator=rng))]
-        members = torch.cat([anchors[:, None], draw_partners(labels[anchors], labels, n_mix - 1, rng)], 1)  # [B, N]
-        batch = len(members)
-        members = members.to(device)
-        images, segs = random_crop_flip([pool[members.flatten()], pool_segments[members.flatten()][:, None]],
-                                        pad=config.crop_pad, generator=rng)
-        images = images.unflatten(0, (batch, n_mix))  # [B, N, 3, S, S]
-        segs = segs[:, 0].unflatten(0, (batch, n_mix))  # [B, N, S, S]
-        masks = make_masks(config.mask_kind, segs=segs, batch=batch, n_mix=n_mix, out_size=feature_size,
-                           generator=rng, soft_edges=config.soft_edges).to(device)
-        fresh_masks = make_masks(config.mask_kind, segs=segs, batch=batch, n_mix=n_mix, out_size=feature_size,
-                                 generator=rng, soft_edges=config.soft_edges).to(device)
+    try:
+        while step < total_steps:
+            rng = _step_generator(config.seed, step)
+            epoch, offset = divmod(step, steps_per_epoch)
+            if epoch != order_epoch:  # the anchor order of an epoch depends only on (seed, epoch)
+                order_epoch = epoch
+                order = torch.randperm(samples_per_epoch, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
+            anchors = order[offset * config.batch_size:(offset + 1) * config.batch_size] % len(few)
+            n_mix = config.n_mix[int(torch.randint(len(config.n_mix), (1,), generator=rng))]
+            members = torch.cat([anchors[:, None], draw_partners(labels[anchors], labels, n_mix - 1, rng)], 1)  # [B, N]
+            batch = len(members)
+            members = members.to(device)
+            images, segs = random_crop_flip([pool[members.flatten()], pool_segments[members.flatten()][:, None]],
+                                            pad=config.crop_pad, generator=rng)
+            images = images.unflatten(0, (batch, n_mix))  # [B, N, 3, S, S]
+            segs = segs[:, 0].unflatten(0, (batch, n_mix))  # [B, N, S, S]
+            masks = make_masks(config.mask_kind, segs=segs, batch=batch, n_mix=n_mix, out_size=feature_size,
+                               generator=rng, soft_edges=config.soft_edges).to(device)
+            fresh_masks = make_masks(config.mask_kind, segs=segs, batch=batch, n_mix=n_mix, out_size=feature_size,
+                                     generator=rng, soft_edges=config.soft_edges).to(device)
 
-        # Generator step: the discriminator's weights get no gradients here.
-        discriminator.requires_grad_(False)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            features = generator.encode(images)  # [B, N, C, h, w]
-            decoded = generator.decode(torch.cat([features.flatten(0, 1), mix(features, masks)]))  # [B*N + B, 3, S, S]
-            recon, mixed = decoded[:batch * n_mix].float(), decoded[batch * n_mix:]
-            targets = images.flatten(0, 1)
-            loss_rec = torch.nn.functional.mse_loss(recon, targets) * n_mix  # = sum over the N inputs of their MSE
-            loss_lap = laplacian(recon, targets) * n_mix
-            loss_adv = lsgan_loss(discriminator(mixed).float(), real=True)
-            loss_g = config.rec_weight * loss_rec + config.lap_weight * loss_lap + config.adv_weight * loss_adv
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+            # Generator step: the discriminator's weights get no gradients here.
+            discriminator.requires_grad_(False)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                features = generator.encode(images)  # [B, N, C, h, w]
+                decoded = generator.decode(torch.cat([features.flatten(0, 1), mix(features, masks)]))  # [B*N + B, 3, S, S]
+                recon, mixed = decoded[:batch * n_mix].float(), decoded[batch * n_mix:]
+                targets = images.flatten(0, 1)
+                loss_rec = torch.nn.functional.mse_loss(recon, targets) * n_mix  # = sum over the N inputs of their MSE
+                loss_lap = laplacian(recon, targets) * n_mix
+                loss_adv = lsgan_loss(discriminator(mixed).float(), real=True)
+                loss_g = config.rec_weight * loss_rec + config.lap_weight * loss_lap + config.adv_weight * loss_adv
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
 
-        # Discriminator step: anchors are real, a fresh mix of the same features is fake.
-        discriminator.requires_grad_(True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            with torch.no_grad():
-                fake = generator.decode(mix(features.detach(), fresh_masks))
-            loss_d = (lsgan_loss(discriminator(images[:, 0]).float(), real=True)
-                      + lsgan_loss(discriminator(fake).float(), real=False))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        sched_g.step()
-        sched_d.step()
-        step += 1
-        bar.update(1)
+            # Discriminator step: anchors are real, a fresh mix of the same features is fake.
+            discriminator.requires_grad_(True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                with torch.no_grad():
+                    fake = generator.decode(mix(features.detach(), fresh_masks))
+                loss_d = (lsgan_loss(discriminator(images[:, 0]).float(), real=True)
+                          + lsgan_loss(discriminator(fake).float(), real=False))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            sched_g.step()
+            sched_d.step()
+            step += 1
+            bar.update(1)
 
-        losses = torch.stack([loss_rec, loss_lap, loss_adv, loss_d]).detach()
-        running = losses if running is None else running + losses
-        if step % config.log_every == 0 or step == total_steps:
-            count = (step - 1) % config.log_every + 1
-            values = (running / count).tolist()  # the only host sync, once per log interval
-            history.append({"step": step, "rec": values[0], "lap": values[1], "adv": values[2], "disc": values[3],
-                            "lr": sched_g.get_last_lr()[0]})
-            bar.set_postfix(rec=f"{values[0]:.4f}", lap=f"{values[1]:.3f}", adv=f"{values[2]:.3f}", d=f"{values[3]:.3f}")
-            running = None
-        if step % config.checkpoint_every == 0 and step < total_steps:
-            save(finished=False)
+            losses = torch.stack([loss_rec, loss_lap, loss_adv, loss_d]).detach()
+            running = losses if running is None else running + losses
+            if step % config.log_every == 0 or step == total_steps:
+                count = step - (history[-1]["step"] if history else 0)  # steps summed in running, resumes included
+                values = (running / count).tolist()  # the only host sync, once per log interval
+                history.append({"step": step, "rec": values[0], "lap": values[1], "adv": values[2], "disc": values[3],
+                                "lr": sched_g.get_last_lr()[0]})
+                bar.set_postfix(rec=f"{values[0]:.4f}", lap=f"{values[1]:.3f}", adv=f"{values[2]:.3f}", d=f"{values[3]:.3f}")
+                running = None
+            if step % config.checkpoint_every == 0 and step < total_steps:
+                save(finished=False)
+    except KeyboardInterrupt:
+        bar.close()
+        raise TrainingInterrupted(f"generator training interrupted at step {step}; {_saved_step(path)}. Rerun with the "
+                                  f"same arguments and --resume (resume=True) to continue from there.") from None
     bar.close()
     if step > start_step or not finished:
         save(finished=True)
@@ -272,10 +303,16 @@ def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShot
     return GeneratorRun(generator, config, _split_identity(split), segments, history, step, path)
 
 
+def _saved_step(path: Path) -> str:
+    try:
+        return f"the checkpoint {path} is at step {_load_checkpoint(path)['step']}"
+    except CheckpointError:
+        return f"no checkpoint was written to {path.parent} yet"
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+    with replacing(path) as tmp:  # atomic: a crash never leaves a half-written checkpoint
+        torch.save(state, tmp)
 
 
 def _load_checkpoint(path: Path) -> dict:
@@ -318,6 +355,12 @@ def load_generator(path: str | os.PathLike, *, split: FewShotSplit | None = None
     generator, _ = build_models(config)
     generator.load_state_dict(state["generator"])
     generator.to(resolve_device(device)).eval()
-    segments = torch.load(path.parent / "segments.pt", weights_only=True)["segments"]
+    segments_file = path.parent / "segments.pt"
+    try:
+        segments = torch.load(segments_file, weights_only=True)["segments"]
+    except Exception as error:
+        raise CheckpointError(f"{segments_file} is missing or unreadable ({type(error).__name__}). It is rebuilt from the "
+                              f"images: rerun the generator's training with the same arguments and resume "
+                              f"(`hydramix fit-generator ... --resume`, or notebook 02).") from None
     return GeneratorRun(generator, config, state["split"], segments, state["history"], state["step"], path)
 

@@ -70,7 +70,8 @@ def test_fit_augment_train_end_to_end(folder, tmp_path):
     assert all(source.startswith(entry["class"] + "/") for source in entry["sources"])
     sources = {str(folder / source) for item in manifest["files"] for source in item["sources"]}
     assert not sources & set(info["held_out_files"])  # test images are never mixed
-    assert sorted(p.name for p in out.iterdir()) == ["cat", "contact_sheet.png", "dog", "frog", "manifest.json", "masks"]
+    assert sorted(p.name for p in out.iterdir()) == [".hydramix-output.json", "cat", "contact_sheet.png", "dog", "frog",
+                                                     "manifest.json", "masks"]
 
     trained = hydramix("train-classifier", "--data", folder, "--method", "hydramix", "--generator", run, "--steps", 3,
                        "--model", "wrn16_2", "--out", tmp_path / "result.json").stdout

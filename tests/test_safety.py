@@ -1,0 +1,368 @@
+"""A user's data is never lost: bad arguments and paths are refused before any work, outputs
+cannot destroy inputs, interrupted and concurrent runs leave nothing half-written.
+
+Driven through the ``hydramix`` command and ``run_all.sh`` as a user would, on a folder
+``B`` of 3 classes x 6 images written from the CIFAR-10 copy.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.io import write_png
+
+from hydramix_core.outputs import hold
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ("--ngf", 8, "--batch-size", 4, "--device", "cpu")
+
+
+def hydramix(*args, check=True, **kwargs):
+    result = subprocess.run([sys.executable, "-m", "hydramix_core.cli", *map(str, args)], capture_output=True, text=True,
+                            **kwargs)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, "-m", "hydramix_core.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def refused(result, *phrases):
+    """Exit status 2, a one-line error naming what to do, and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    for phrase in phrases:
+        assert phrase in result.stderr, (phrase, result.stderr[-2000:])
+
+
+def snapshot(folder: Path) -> dict:
+    """Relative path -> sha256 of every file under ``folder`` (the state a refused command must keep)."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def images(cifar10_train, tmp_path_factory):
+    """B: 3 classes x 6 images."""
+    root = tmp_path_factory.mktemp("data") / "B"
+    for label, name in enumerate(["airplane", "cat", "ship"]):
+        (root / name).mkdir(parents=True)
+        for i, image in enumerate(cifar10_train.images[cifar10_train.labels == label][:6]):
+            write_png(image, str(root / name / f"{i}.png"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def generator(images, tmp_path_factory):
+    run = tmp_path_factory.mktemp("gen") / "run"
+    hydramix("fit-generator", "--data", images, "--out", run, "--steps", 3, *SMALL)
+    return run
+
+
+@pytest.fixture
+def victim(images, tmp_path):
+    copy = tmp_path / "victim"
+    shutil.copytree(images, copy)
+    return copy
+
+
+# 1. --overwrite never deletes what the tool did not write ---------------------------------
+
+@pytest.mark.parametrize("where", ["same", "inside", "above"])
+def test_output_overlapping_an_input_is_refused_and_nothing_changes(victim, where):
+    out = {"same": victim, "inside": victim / "cat" / "run", "above": victim.parent}[where]
+    before = snapshot(victim.parent)
+    result = hydramix("fit-generator", "--data", victim, "--out", out, "--steps", 3, *SMALL, "--overwrite", check=False)
+    refused(result, "the input", "outside your inputs")
+    assert snapshot(victim.parent) == before
+
+
+def test_overwrite_keeps_files_the_tool_did_not_write(images, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refused(hydramix("fit-generator", "--data", images, "--out", out, "--steps", 3, *SMALL, "--overwrite", check=False),
+            "notes.txt", "Choose a new or empty folder")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+    (out / "notes.txt").unlink()  # an empty folder is fine; then the tool's own folder is replaced with --overwrite
+    hydramix("fit-generator", "--data", images, "--out", out, "--steps", 3, *SMALL)
+    refused(hydramix("fit-generator", "--data", images, "--out", out, "--steps", 3, *SMALL, check=False), "--overwrite")
+    first = (out / "generator.pt").stat().st_mtime_ns
+    hydramix("fit-generator", "--data", images, "--out", out, "--steps", 3, *SMALL, "--overwrite")
+    assert (out / "generator.pt").stat().st_mtime_ns != first
+
+    (out / "notes.txt").write_text("added later")
+    before = snapshot(out)
+    refused(hydramix("fit-generator", "--data", images, "--out", out, "--steps", 3, *SMALL, "--overwrite", check=False),
+            "notes.txt")
+    assert snapshot(out) == before
+
+
+def test_augment_overwrite_keeps_foreign_files(images, generator, tmp_path):
+    out = tmp_path / "new"
+    hydramix("augment", "--generator", generator, "--data", images, "--per-class", 2, "--out", out, "--device", "cpu")
+    (out / "cat" / "my_edit.png").write_bytes((out / "cat" / "hydramix_0000.png").read_bytes())
+    before = snapshot(out)
+    refused(hydramix("augment", "--generator", generator, "--data", images, "--per-class", 3, "--out", out,
+                     "--overwrite", check=False), "cat/my_edit.png")
+    assert snapshot(out) == before
+
+
+# 2. sizes must be positive ----------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ["fit-generator", "--steps", "0"], ["fit-generator", "--steps", "-5"], ["fit-generator", "--batch-size", "0"],
+    ["fit-generator", "--ngf", "0"], ["fit-generator", "--ngf", "-1"], ["fit-generator", "--n-mix", "0"],
+    ["fit-generator", "--image-size", "0"], ["fit-generator", "--steps", "two"],
+    ["train-classifier", "--steps", "0"], ["train-classifier", "--steps", "-5"],
+    ["augment", "--per-class", "0"], ["augment", "--per-class", "-3"], ["augment", "--n-mix", "0"],
+])
+def test_non_positive_sizes_are_refused_before_any_work(images, generator, tmp_path, command):
+    name, *option = command
+    required = {"fit-generator": ["--data", images, "--out", tmp_path / "out"],
+                "train-classifier": ["--data", images, "--out", tmp_path / "out" / "r.json"],
+                "augment": ["--generator", generator, "--data", images, "--out", tmp_path / "out", "--per-class", 2]}[name]
+    result = hydramix(name, *required, *option, check=False)
+    refused(result, option[0], "positive integer")
+    assert not (tmp_path / "out").exists()
+
+
+def test_api_refuses_non_positive_sizes():
+    from hydramix_core.classifier import ClassifierConfig
+    from hydramix_core.train_generator import GeneratorConfig
+
+    for bad in ({"steps": 0}, {"steps": -5}, {"batch_size": 0}, {"ngf": 0}, {"log_every": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GeneratorConfig(**{"dataset": "d", "samples_per_class": 5, "seed": 0, **bad})
+    for bad in ({"steps": 0}, {"epochs": 0}, {"batch_size": -1}, {"samples_per_class": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ClassifierConfig(**{"dataset": "d", "samples_per_class": 5, "seed": 0, **bad})
+
+
+# 3. a refused --resume changes nothing ----------------------------------------------------
+
+def test_refused_resume_changes_nothing(images, tmp_path):
+    run, other = tmp_path / "run", tmp_path / "other"
+    shutil.copytree(images, other)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(other / "cat" / "extra.png")
+    hydramix("fit-generator", "--data", images, "--out", run, "--steps", 3, *SMALL)
+    before = snapshot(run)
+    refused(hydramix("fit-generator", "--data", other, "--out", run, "--steps", 3, *SMALL, "--resume", check=False),
+            "same --data")
+    refused(hydramix("fit-generator", "--data", images, "--out", run, "--steps", 5, *SMALL, "--resume", check=False),
+            "another config")
+    assert snapshot(run) == before
+    refused(hydramix("augment", "--generator", run, "--data", other, "--per-class", 1, "--out", tmp_path / "a",
+                     check=False), "not the image set")
+    hydramix("augment", "--generator", run, "--data", images, "--per-class", 1, "--out", tmp_path / "a")
+
+
+# 4. one writer per output folder; interrupted augment finishes with --resume ---------------
+
+def test_second_writer_is_refused_naming_the_holder(images, generator, tmp_path):
+    out = tmp_path / "shared"
+    with hold(out):
+        result = hydramix("augment", "--generator", generator, "--data", images, "--per-class", 1, "--out", out,
+                          check=False)
+    refused(result, "being written by another run", f"pid {os.getpid()}")
+    assert not out.exists()
+
+
+def test_concurrent_augments_leave_one_consistent_result(images, generator, tmp_path):
+    out = tmp_path / "shared"
+    runs = [start("augment", "--generator", generator, "--data", images, "--per-class", 20, "--out", out,
+                  "--seed", seed, "--device", "cpu") for seed in (0, 1)]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    assert sum(code == 0 for code, _ in results) >= 1, results
+    for code, stderr in results:
+        assert code == 0 or ("being written by another run" in stderr or "already holds results" in stderr), stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*.png")} - {"contact_sheet.png"}
+    assert written == {f for e in manifest["files"] for f in (e["file"], e["mask"])}
+    assert len(manifest["files"]) == 60
+
+
+def test_killed_augment_resumes_to_the_uninterrupted_result(images, generator, tmp_path):
+    args = ("augment", "--generator", generator, "--data", images, "--per-class", 150, "--device", "cpu")
+    hydramix(*args, "--out", tmp_path / "reference")
+    out = tmp_path / "new"
+    partial = tmp_path / ".new.partial"
+    run = start(*args, "--out", out)
+    deadline = time.time() + 120
+    while not (partial / ".progress" / "0.json").exists():
+        assert run.poll() is None and time.time() < deadline, run.stderr.read() if run.poll() is not None else "timeout"
+        time.sleep(0.01)
+    run.kill()
+    run.wait()
+    assert not out.exists() and partial.exists()
+    refused(hydramix(*args, "--out", out, check=False), "--resume")
+    refused(hydramix(*args[:-4], "--per-class", 3, "--device", "cpu", "--out", out, "--resume", check=False),
+            "other arguments")
+    hydramix(*args, "--out", out, "--resume")
+    assert not partial.exists()
+    reference = {k: v for k, v in snapshot(tmp_path / "reference").items() if k.endswith(".png") and "contact" not in k}
+    resumed = snapshot(out)
+    assert all(resumed[k] == v for k, v in reference.items()) and len(reference) == 900
+    assert json.loads((out / "manifest.json").read_text())["files"] == \
+        json.loads((tmp_path / "reference" / "manifest.json").read_text())["files"]
+
+
+# 5. outputs checked before the work -------------------------------------------------------
+
+def _train(images, out, *extra):
+    return hydramix("train-classifier", "--data", images, "--steps", 2, "--model", "wrn16_2", "--device", "cpu",
+                    "--out", out, *extra, check=False)
+
+
+def test_classifier_output_checked_before_training(images, tmp_path):
+    (tmp_path / "folder").mkdir()
+    refused(_train(images, tmp_path / "folder"), "is a folder")
+    (tmp_path / "file").write_text("x")
+    refused(_train(images, tmp_path / "file" / "result.json"), "is a file, not a folder")
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    refused(_train(images, tmp_path / "notes.json", "--overwrite"), "not a hydramix result")
+    assert (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+    refused(_train(images, images / "result.json"), "the input")
+
+    out = tmp_path / "result.json"
+    assert _train(images, out).returncode == 0
+    first = out.read_text()
+    refused(_train(images, out), "--overwrite")
+    assert out.read_text() == first
+    assert _train(images, out, "--overwrite").returncode == 0
+    assert json.loads(out.read_text())["method"] == "baseline"
+
+
+def _read_only_run(command: list[str], read_only: Path) -> subprocess.CompletedProcess:
+    """Run ``command`` with ``read_only`` bind-mounted read-only (a real EROFS, which root cannot
+    write either), in a private user and mount namespace."""
+    script = f'mount --bind "{read_only}" "{read_only}" && mount -o remount,bind,ro "{read_only}" && exec "$@"'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *command], capture_output=True, text=True)
+
+
+def test_read_only_location_is_refused_before_training(images, tmp_path):
+    probe = _read_only_run(["true"], tmp_path)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a read-only mount here: {probe.stderr.strip()}")
+    result = _read_only_run([sys.executable, "-m", "hydramix_core.cli", "train-classifier", "--data", str(images),
+                             "--steps", "100000", "--out", str(tmp_path / "results" / "r.json")], tmp_path)
+    refused(result, "not writable", "Read-only file system")
+    result = _read_only_run([sys.executable, "-m", "hydramix_core.cli", "fit-generator", "--data", str(images),
+                             "--out", str(tmp_path / "gen")], tmp_path)
+    refused(result, "not writable")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "gen").exists()
+
+
+# 6. resumed loss history is exact ---------------------------------------------------------
+
+def test_resumed_history_equals_uninterrupted(cifar10_train, tmp_path, interrupt_generator_at):
+    from hydramix_core.splits import create_split
+    from hydramix_core.train_generator import GeneratorConfig, train_generator
+
+    split = create_split(cifar10_train, samples_per_class=1, seed=0)
+    config = GeneratorConfig(dataset="cifar10", samples_per_class=1, seed=0, ngf=8, ndf=8, batch_size=4, steps=12,
+                             checkpoint_every=4, log_every=5)
+    full = train_generator(config, cifar10_train, split, tmp_path / "full", progress=False)
+    disarm = interrupt_generator_at(6)  # checkpoint at step 4, inside the log interval 1..5
+    with pytest.raises(KeyboardInterrupt, match="step 4.*resume"):
+        train_generator(config, cifar10_train, split, tmp_path / "resumed", progress=False)
+    disarm()
+    resumed = train_generator(config, cifar10_train, split, tmp_path / "resumed", progress=False)
+    assert resumed.history == full.history and [h["step"] for h in full.history] == [5, 10, 12]
+
+
+# 7. run_all.sh refuses what it cannot do --------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "99"], "matches no notebook"), (["--only", "nonsense"], "matches no notebook"),
+    (["--profile"], "--profile needs a value"), (["--results"], "--results needs a value"),
+    (["--profile", "--from", "01"], "--profile needs a value"), (["--profile", "nope"], "no profile"),
+    (["--from", "03", "--only", "01"], "selects no notebook"), (["--frm", "01"], "unknown argument"),
+])
+def test_run_all_rejects_bad_options(args, message):
+    result = subprocess.run([str(REPO / "run_all.sh"), *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr, (result.returncode, result.stderr)
+    assert "unbound variable" not in result.stderr and "Done" not in result.stdout
+
+
+def test_run_all_refuses_a_second_run_on_one_results_folder(tmp_path):
+    results = tmp_path / "results"
+    with hold(results):
+        result = subprocess.run([str(REPO / "run_all.sh"), "--profile", "nbcheck", "--only", "01", "--results", results],
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "being written by another run" in result.stderr, result.stderr[-2000:]
+    assert str(os.getpid()) in result.stderr and not list(results.glob("*.ipynb"))
+
+
+# 8. interruptions, damaged side files, unusual pixel formats -------------------------------
+
+def test_ctrl_c_during_training_says_how_to_resume(images, tmp_path):
+    out = tmp_path / "run"
+    run = start("fit-generator", "--data", images, "--out", out, "--steps", 5000, *SMALL)
+    deadline = time.time() + 120
+    while not (out / "generator.pt").exists():
+        assert run.poll() is None and time.time() < deadline, run.stderr.read() if run.poll() is not None else "timeout"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    assert "interrupted at step" in stderr and "--resume" in stderr
+    saved = int(re.search(r"generator.pt is at step (\d+)", stderr).group(1))
+    assert saved > 0 and saved % 100 == 0  # fit-generator checkpoints every 100 steps
+
+
+@pytest.mark.parametrize("damaged", ["segments.pt", "run.json"])
+def test_damaged_side_file_is_named_with_what_to_do(images, generator, tmp_path, damaged):
+    run = tmp_path / "run"
+    shutil.copytree(generator, run)
+    (run / damaged).write_bytes((run / damaged).read_bytes()[:40])
+    result = hydramix("augment", "--generator", run, "--data", images, "--per-class", 1, "--out", tmp_path / "a",
+                      check=False)
+    refused(result, damaged, {"segments.pt": "--resume", "run.json": "--overwrite"}[damaged])
+    if damaged == "segments.pt":  # the segments are a cache: resuming rebuilds them
+        hydramix("fit-generator", "--data", images, "--out", run, "--steps", 3, *SMALL, "--resume")
+        hydramix("augment", "--generator", run, "--data", images, "--per-class", 1, "--out", tmp_path / "a")
+
+
+def test_every_pixel_format_is_read(images, tmp_path):
+    folder = tmp_path / "formats"
+    shutil.copytree(images, folder)
+    rgb = np.asarray(Image.open(images / "cat" / "0.png").convert("RGB"))
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(folder / "cat" / "sixteen_bit.png")
+    Image.fromarray(rgb).convert("RGBA").save(folder / "cat" / "alpha.png")
+    Image.fromarray(rgb).convert("LA").save(folder / "cat" / "gray_alpha.png")
+    Image.fromarray(rgb).convert("P").save(folder / "cat" / "palette.png")
+    Image.fromarray(rgb).convert("1").save(folder / "cat" / "one_bit.png")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "ship" / "cmyk.jpg")
+    Image.fromarray(rgb).save(folder / "ship" / "bitmap.bmp")
+    Image.fromarray(rgb).save(folder / "ship" / "scan.tiff")
+    Image.fromarray((rgb[..., 0] / 255).astype(np.float32)).save(folder / "ship" / "float.tif")
+    Image.fromarray((rgb[..., 0].astype(np.int32) * 4000)).save(folder / "ship" / "raw_counts.tif")
+    result = hydramix("fit-generator", "--data", folder, "--out", tmp_path / "run", "--steps", 2, *SMALL)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["images"] + len(info["held_out_files"]) == 18 + 9
+    assert [Path(f).name for f in info["skipped"]] == ["raw_counts.tif"] and "save it as 8-bit" in result.stdout
+
+    from hydramix_core.data import load_image_folder
+
+    data = load_image_folder(folder, image_size=32, skip_unreadable=True)
+    by_name = {Path(f).relative_to(folder).as_posix(): image for f, image in zip(data.files, data.images)}
+    assert torch.equal(by_name["cat/sixteen_bit.png"][0], torch.from_numpy(rgb[..., 0].copy()))
+    for same in ("ship/bitmap.bmp", "ship/scan.tiff", "cat/alpha.png"):
+        assert torch.equal(by_name[same], by_name["cat/0.png"]), same
