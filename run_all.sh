@@ -7,25 +7,33 @@
 #   ./run_all.sh --from 03                # resume from step 03
 #   ./run_all.sh --only 02_train_generator
 #   ./run_all.sh --results /tmp/fresh      # write somewhere else than results/<profile>
+#   ./run_all.sh --profile paper --executor slurm -- --partition gpu --time 720
+#   ./run_all.sh --profile paper --executor local  # the training on every visible GPU first
 #
 # Finished runs are never redone: each step skips work whose results already exist. One run
-# at a time writes a results folder: a second is refused, naming the first.
+# at a time writes a results folder: a second is refused, naming the first. With --executor,
+# `hydramix sweep run` (options after --) trains every generator and classifier first, as
+# Slurm job arrays or one worker per GPU; the notebooks then only gather and plot.
 set -euo pipefail
 cd "$(dirname "$0")"
 usage() { echo "run_all.sh: $1 (see ./run_all.sh --help)" >&2; exit 2; }
-profile=smoke from="" only="" out="" invocation="run_all.sh $*"
+profile=smoke from="" only="" out="" executor="" invocation="run_all.sh $*" sweep_options=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile|--from|--only|--results)
+    --profile|--from|--only|--results|--executor)
       [ $# -ge 2 ] && [ -n "$2" ] && [[ "$2" != --* ]] || usage "$1 needs a value"
       case "$1" in
         --profile) profile="$2" ;; --from) from="$2" ;; --only) only="$2" ;; --results) out="$2" ;;
+        --executor) executor="$2" ;;
       esac
       shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; sweep_options=("$@"); break ;;
+    -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) usage "unknown argument: $1" ;;
   esac
 done
+case "$executor" in ""|local|slurm) ;; *) usage "--executor must be local or slurm, got $executor" ;; esac
+[ -z "$executor" ] && [ ${#sweep_options[@]} -gt 0 ] && usage "options after -- go to --executor; none given"
 [ -f "profiles/$profile.yaml" ] || usage "no profile profiles/$profile.yaml (have: $(ls profiles | sed 's/.yaml//' | tr '\n' ' '))"
 steps=()
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do steps+=("$(basename "$notebook" .ipynb)"); done
@@ -55,6 +63,12 @@ fi
 printf '{"pid": %d, "host": "%s", "command": "%s", "since": "%s"}' $$ "$(hostname)" "$invocation" \
   "$(date '+%F %T')" > "$lock.holder"
 trap 'rm -f "$lock.holder"' EXIT
+if [ -n "$executor" ]; then
+  echo "== training with --executor $executor (hydramix sweep run)"
+  wait_flag=$([ "$executor" = slurm ] && echo --wait || true)
+  "$PY" -m hydramix_core.cli sweep run --profile "$profile" --results "$out" --executor "$executor" $wait_flag \
+    "${sweep_options[@]}" || { echo "the sweep left failed units: see hydramix sweep status --profile $profile" >&2; exit 1; }
+fi
 for step in "${selected[@]}"; do
   echo "== $step ($profile)"
   if ! papermill "notebooks/$step.ipynb" "$out/$step.ipynb" -f "$parameters" -p profile "$profile" -p results_dir "$out" \

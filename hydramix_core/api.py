@@ -80,7 +80,7 @@ def _whole_set_split(data: ImageSet, seed: int) -> FewShotSplit:
 FIT_TOOL, AUGMENT_TOOL = "hydramix fit-generator", "hydramix augment"
 # Every file fit-generator writes in its folder (outputs.foreign_files also counts their
 # temporary siblings as the tool's own).
-GENERATOR_FILES = (RUN_INFO, "generator.pt", "segments.pt")
+GENERATOR_FILES = (RUN_INFO, "generator.pt", "segments.pt", "finished.json")
 
 
 def read_run_info(folder: Path) -> dict:

@@ -16,6 +16,7 @@ import math
 import platform
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -26,7 +27,7 @@ from torchvision.transforms import v2
 from .augment import HydraMixAugment
 from .data import ImageSet
 from .masks import cached_segments, random_crop_flip
-from .outputs import positive
+from .outputs import positive, replacing
 from .splits import FewShotSplit, epoch_length
 
 BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "mixup", "cutmix",
@@ -209,10 +210,15 @@ def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, se
 
 def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
                      generator_run=None, segments_cache=None, augment: HydraMixAugment | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, checkpoint=None, checkpoint_every: int = 10) -> dict:
     """Train from scratch on ``split`` and evaluate; returns the result record (JSON-ready).
 
     ``augment`` overrides the batch augmentation the method would build (e.g. a warm bank).
+    ``checkpoint``: a file to save the run to every ``checkpoint_every`` epochs and to resume
+    from if it exists (a preempted cluster job). Checkpoints fall on epoch boundaries, where
+    the state is the weights, optimiser, schedule, history and the global RNG state, so on CPU
+    a resumed run gives the same weights as an uninterrupted one. The caller deletes the file
+    once the result is stored.
     """
     from tqdm.auto import tqdm
 
@@ -252,10 +258,12 @@ def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: Im
                  "cutmix": v2.CutMix(alpha=1.0, num_classes=train_set.num_classes)}.get(base)
 
     pool, pool_labels = few.images.to(device), few.labels.to(device)
-    history, running, started = [], None, time.perf_counter()
+    history, running, step, elapsed = [], None, 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        step, history, elapsed = _resume(Path(checkpoint), config, model, optimizer, scheduler, augment, device)
+    started = time.perf_counter() - elapsed
     model.train()
-    bar = tqdm(total=total_steps, desc=f"classifier {config.run_name}", disable=not progress)
-    step = 0
+    bar = tqdm(total=total_steps, initial=step, desc=f"classifier {config.run_name}", disable=not progress)
     while step < total_steps:
         order = torch.randperm(samples_per_epoch) % len(few)
         for start in range(0, samples_per_epoch, config.batch_size):
@@ -296,6 +304,9 @@ def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: Im
                     model.train()
                 history.append(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.3f}")
+                if checkpoint is not None and epoch % checkpoint_every == 0 and step < total_steps:
+                    _save(Path(checkpoint), config, model, optimizer, scheduler, augment, step, history,
+                          time.perf_counter() - started)
     bar.close()
     train_time = time.perf_counter() - started
     evaluation = evaluate(model, test_set, config, device, use_amp)
@@ -309,6 +320,35 @@ def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: Im
         "generator": str(generator_run.path) if generator_run is not None and augment is not None and augment.generator is not None else None,
         "history": history, "versions": _versions(),
     }
+
+
+def _save(path: Path, config, model, optimizer, scheduler, augment, step: int, history: list, elapsed: float) -> None:
+    state = {"config": asdict(config), "step": step, "history": history, "elapsed": elapsed,
+             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+             "bank": {k: v.cpu() for k, v in augment.bank.items()} if augment is not None else None}
+    with replacing(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(path: Path, config, model, optimizer, scheduler, augment, device) -> tuple[int, list, float]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise RuntimeError(f"{path} is not a readable classifier checkpoint ({type(error).__name__}); "
+                           f"delete it to train this run from the start.") from None
+    if state["config"] != asdict(config):
+        raise RuntimeError(f"{path} belongs to another run configuration; delete it to train this run from the start.")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if augment is not None and state["bank"]:
+        augment.bank = {int(k): v.to(augment.device) for k, v in state["bank"].items()}
+    return state["step"], state["history"], state["elapsed"]
 
 
 @torch.no_grad()

@@ -22,6 +22,9 @@ EXAMPLES = {
     "train-classifier": "examples:\n  hydramix train-classifier --data my_images --method baseline --steps 3000\n"
                         "  hydramix train-classifier --data my_images --test my_test_images --method hydramix "
                         "--generator runs/gen",
+    "sweep": "examples:\n  hydramix sweep run --profile paper --executor slurm --partition gpu --time 720 --wait\n"
+             "  hydramix sweep run --profile paper --executor local      # one worker per visible GPU\n"
+             "  hydramix sweep status --profile paper",
 }
 
 
@@ -72,7 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=positive_int, help="training steps (default: 200 epochs)")
     train.add_argument("--out", help="write the result record (JSON) here")
     train.add_argument("--overwrite", action="store_true", help="replace an existing result record at --out")
+
+    sweep_help = "Run the study's profiles as independent units on a Slurm cluster or this machine's GPUs."
+    add_sweep_arguments(sub.add_parser("sweep", help=sweep_help, description=sweep_help, epilog=EXAMPLES["sweep"],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter))
     return parser
+
+
+def add_sweep_arguments(parser) -> None:
+    """``hydramix sweep run|status`` (``worker``: one local GPU worker, started by ``run``)."""
+    sub = parser.add_subparsers(dest="action", required=True)
+    for name, help_text in (("run", "run or submit the units whose results are missing"),
+                            ("status", "units done / running / queued / pending / failed, with each failure's error")):
+        action = sub.add_parser(name, help=help_text, description=help_text)
+        action.add_argument("--profile", default="smoke", help="profile name (profiles/<name>.yaml) or a YAML file")
+        action.add_argument("--results", help="results folder (default results/<profile>)")
+        action.add_argument("--runs-per-unit", type=int, default=4, help="classifier runs per unit (default 4)")
+    run = sub.choices["run"]
+    run.add_argument("--executor", choices=["local", "slurm"], default="local")
+    run.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
+    run.add_argument("--time", type=int, default=240, help="Slurm time limit per task, minutes (default 240)")
+    run.add_argument("--gpus", type=int, default=1, help="GPUs per Slurm task (default 1; 0 for CPU nodes)")
+    run.add_argument("--cpus", type=int, default=8, help="CPUs per Slurm task (default 8)")
+    run.add_argument("--mem", type=int, default=32, help="memory per Slurm task, GB (default 32)")
+    run.add_argument("--parallelism", type=int, default=64, help="Slurm tasks of one array running at once (default 64)")
+    run.add_argument("--wait", action="store_true", help="Slurm: wait until every submitted unit has ended")
+    run.add_argument("--devices", help="local: comma-separated GPU indices (default: every visible GPU; none: CPU)")
+    worker_parser = sub.add_parser("worker")  # internal: one local GPU worker
+    worker_parser.add_argument("--profile", required=True)
+    worker_parser.add_argument("--results", required=True)
+    worker_parser.add_argument("--kind", required=True, choices=["generator", "classifier"])
+    worker_parser.add_argument("--runs-per-unit", type=int, required=True)
 
 
 RESUME_HINT = {
@@ -84,6 +117,14 @@ RESUME_HINT = {
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sweep":
+        from .sweep import SweepError, main_with
+
+        try:
+            return main_with(args)
+        except SweepError as error:
+            print(f"hydramix sweep: error: {error}", file=sys.stderr)
+            return 2
     from .api import augment_folder, fit_generator, train_classifier_on_folder
     from .data import DatasetError
     from .outputs import OutputError

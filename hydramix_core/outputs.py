@@ -142,6 +142,24 @@ def hold(path, *, what: str = "output"):
         lock.release()
 
 
+def is_held(path) -> bool:
+    """Whether another process holds the write lock of ``path`` now."""
+    from filelock import FileLock, Timeout
+
+    lock_file = sibling(Path(path).resolve(), ".lock")
+    if str(lock_file) in _held:
+        return False
+    if not lock_file.exists():
+        return False
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 def _describe_holder(holder_file: Path) -> str:
     try:
         holder = json.loads(holder_file.read_text())

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .classifier import GENERATOR_METHODS, DIRECT_METHODS, ClassifierConfig, parse_method, train_classifier
 from .data import load_dataset
-from .outputs import write_atomic
+from .outputs import LockedError, hold, write_atomic
 from .splits import get_split, split_filename
 from .train_generator import load_generator, resolve_device
 
@@ -30,32 +30,63 @@ def run_path(results_dir, config: ClassifierConfig) -> Path:
     return Path(results_dir) / "runs" / f"{config.run_name}.json"
 
 
+def classifier_checkpoint(results_dir, config: ClassifierConfig) -> Path:
+    return Path(results_dir) / "checkpoints" / "classifiers" / f"{config.run_name}.pt"
+
+
 def run_sweep(configs: list[ClassifierConfig], results_dir, *, progress: bool = True) -> pd.DataFrame:
     """Run every config whose result file does not exist yet; return all their results.
 
     Each run writes ``runs/<run name>.json`` atomically, so a sweep can be stopped at any
     point and resumed, or its configs spread over machines sharing the folder.
     """
+    train_runs(configs, results_dir, progress=progress)
+    return load_runs([run_path(results_dir, c) for c in configs])
+
+
+def train_runs(configs: list[ClassifierConfig], results_dir, *, progress: bool = True, skip_locked: bool = False) -> list[str]:
+    """Train the configs whose result does not exist; returns the run names trained here.
+
+    Each run holds the write lock of its result file, checks again that the result is still
+    missing, trains (checkpointing to ``checkpoints/classifiers/`` every 10 epochs, and
+    resuming from there after a preemption), writes the result atomically and deletes its
+    checkpoint. A run locked by another process is an error, or skipped with ``skip_locked``
+    (cluster workers share the work that way).
+    """
     from tqdm.auto import tqdm
 
     results_dir = Path(results_dir)
-    datasets = {}
+    datasets, trained = {}, []
     todo = [c for c in configs if not run_path(results_dir, c).exists()]
     for config in tqdm(todo, desc="sweep", disable=not progress or not todo):
-        if config.dataset not in datasets:
-            datasets[config.dataset] = (load_dataset(config.dataset, train=True), load_dataset(config.dataset, train=False))
-        train_set, test_set = datasets[config.dataset]
-        split = get_split(train_set, config.samples_per_class, config.seed, results_dir / "splits")
-        base, _ = parse_method(config.method)
-        generator_run = None
-        if base in GENERATOR_METHODS:
-            folder = generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, GENERATOR_METHODS[base])
-            generator_run = load_generator(folder, split=split, device=str(resolve_device(config.device)))
-        cache = results_dir / "checkpoints" / "segments" / f"{split.filename[:-5]}.pt" if base in DIRECT_METHODS else None
-        record = train_classifier(config, train_set, test_set, split, generator_run=generator_run,
-                                  segments_cache=cache, progress=progress)
-        write_atomic(run_path(results_dir, config), json.dumps(record, indent=1) + "\n")
-    return load_runs([run_path(results_dir, c) for c in configs])
+        path = run_path(results_dir, config)
+        try:
+            with hold(path, what="run"):
+                if path.exists():  # finished by another worker meanwhile
+                    continue
+                if config.dataset not in datasets:
+                    datasets[config.dataset] = (load_dataset(config.dataset, train=True),
+                                                load_dataset(config.dataset, train=False))
+                record = _train_run(config, results_dir, *datasets[config.dataset], progress=progress)
+                write_atomic(path, json.dumps(record, indent=1) + "\n")
+                classifier_checkpoint(results_dir, config).unlink(missing_ok=True)
+                trained.append(config.run_name)
+        except LockedError:
+            if not skip_locked:
+                raise
+    return trained
+
+
+def _train_run(config: ClassifierConfig, results_dir: Path, train_set, test_set, *, progress: bool) -> dict:
+    split = get_split(train_set, config.samples_per_class, config.seed, results_dir / "splits")
+    base, _ = parse_method(config.method)
+    generator_run = None
+    if base in GENERATOR_METHODS:
+        folder = generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, GENERATOR_METHODS[base])
+        generator_run = load_generator(folder, split=split, device=str(resolve_device(config.device)))
+    cache = results_dir / "checkpoints" / "segments" / f"{split.filename[:-5]}.pt" if base in DIRECT_METHODS else None
+    return train_classifier(config, train_set, test_set, split, generator_run=generator_run, segments_cache=cache,
+                            progress=progress, checkpoint=classifier_checkpoint(results_dir, config))
 
 
 def load_runs(paths) -> pd.DataFrame:

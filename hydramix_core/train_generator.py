@@ -18,6 +18,7 @@ replays exactly what an uninterrupted one would have done.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,10 +29,11 @@ from .data import ImageSet
 from .losses import LaplacianPyramidLoss, lsgan_loss
 from .masks import MASK_KINDS, cached_segments, make_masks, random_crop_flip, to_working_size
 from .models import Discriminator, Generator, draw_partners, mix
-from .outputs import hold, positive, replacing
+from .outputs import hold, positive, replacing, write_atomic
 from .splits import FewShotSplit, epoch_length
 
 CHECKPOINT_NAME = "generator.pt"
+FINISHED_NAME = "finished.json"
 # Fields that do not change what is trained; a resumed run may differ in these.
 _RUNTIME_FIELDS = ("checkpoint_every", "log_every", "device")
 
@@ -299,6 +301,8 @@ def _train(config: GeneratorConfig, train_set: ImageSet, split: FewShotSplit, ou
     bar.close()
     if step > start_step or not finished:
         save(finished=True)
+        # a small sign of completion that status checks read without loading the checkpoint
+        write_atomic(out_dir / FINISHED_NAME, json.dumps({"step": step, "history": history[-1:]}) + "\n")
     generator.eval()
     return GeneratorRun(generator, config, _split_identity(split), segments, history, step, path)
 

@@ -15,7 +15,7 @@ if [ ! -f "$STAMP" ] || [ "$REPO/pyproject.toml" -nt "$STAMP" ] || [ "$REPO/envi
   "$VENV/bin/python" -m pip install -q --upgrade pip
   # shellcheck disable=SC2086
   "$VENV/bin/python" -m pip install -q $TORCH_PINS
-  "$VENV/bin/python" -m pip install -q -e "$REPO[notebooks,clip,dev]"
+  "$VENV/bin/python" -m pip install -q -e "$REPO[notebooks,clip,cluster,dev]"
   touch "$STAMP"
 fi
 PY="$VENV/bin/python"

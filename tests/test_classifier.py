@@ -147,3 +147,34 @@ def test_bank_serves_the_right_class_and_refreshes_a_fraction():
     assert calls == [4, 4, 3]  # fill both classes once, then regenerate half of the 6 entries used
     with pytest.raises(ValueError, match="bank_refresh"):
         HydraMixAugment(None, images, labels, None, mask_kind="grid", bank_size=4, bank_refresh=0.0)
+
+
+@pytest.mark.parametrize("method", ["hydramix", "autoaugment"])
+def test_checkpointed_run_resumes_bit_identical(method, cifar10_train, cifar10_test, split, generators, tmp_path,
+                                                monkeypatch):
+    """A run killed mid-epoch resumes from its last epoch-boundary checkpoint to the same result."""
+    import hydramix_core.classifier as classifier
+
+    _, runs = generators
+    # 2 images/class repeated to 4 per class per epoch: 40 samples = 4 steps of 10 per epoch
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method=method, samples_per_class_per_epoch=4,
+                              **{**TINY, "steps": 14})
+    train = dict(generator_run=runs["hydramix"], progress=False, checkpoint_every=1)
+    full = train_classifier(config, cifar10_train, cifar10_test, split, **train, checkpoint=tmp_path / "full.pt")
+
+    original, calls = classifier.random_crop_flip, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:  # step 10: mid-epoch 3, after the checkpoint at step 8
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classifier, "random_crop_flip", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config, cifar10_train, cifar10_test, split, **train, checkpoint=tmp_path / "run.pt")
+    assert torch.load(tmp_path / "run.pt", weights_only=True)["step"] == 8
+    monkeypatch.setattr(classifier, "random_crop_flip", original)
+    resumed = train_classifier(config, cifar10_train, cifar10_test, split, **train, checkpoint=tmp_path / "run.pt")
+    assert resumed["history"] == full["history"] and resumed["accuracy"] == full["accuracy"]
+    assert resumed["per_class_accuracy"] == full["per_class_accuracy"]

@@ -294,6 +294,7 @@ def test_resumed_history_equals_uninterrupted(cifar10_train, tmp_path, interrupt
     (["--profile"], "--profile needs a value"), (["--results"], "--results needs a value"),
     (["--profile", "--from", "01"], "--profile needs a value"), (["--profile", "nope"], "no profile"),
     (["--from", "03", "--only", "01"], "selects no notebook"), (["--frm", "01"], "unknown argument"),
+    (["--executor", "pbs"], "must be local or slurm"), (["--", "--partition", "gpu"], "none given"),
 ])
 def test_run_all_rejects_bad_options(args, message):
     result = subprocess.run([str(REPO / "run_all.sh"), *args], capture_output=True, text=True, timeout=120)
