@@ -49,6 +49,8 @@ done
 
 source scripts/venv.sh
 parameters="profiles/$profile.yaml"
+# What Jupyter's kernel machinery prints that says nothing about the study
+QUIET="zmq|ZMQ|Proactor|frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|Debugger warning|-Xfrozen_modules|to python to disable"
 source scripts/offline_data.sh
 out="${out:-results/$profile}"
 mkdir -p "$out"
@@ -69,12 +71,10 @@ if [ -n "$executor" ]; then
   "$PY" -m hydramix_core.cli sweep run --profile "$profile" --results "$out" --executor "$executor" $wait_flag \
     "${sweep_options[@]}" || { echo "the sweep left failed units: see hydramix sweep status --profile $profile" >&2; exit 1; }
 fi
+index=0
 for step in "${selected[@]}"; do
-  echo "== $step ($profile)"
-  if ! papermill "notebooks/$step.ipynb" "$out/$step.ipynb" -f "$parameters" -p profile "$profile" -p results_dir "$out" \
-       --cwd "$REPO" --progress-bar; then
-    echo "Step $step failed; the executed notebook with the error is $out/$step.ipynb" >&2
-    exit 1
-  fi
+  index=$((index + 1))
+  "$PY" scripts/run_notebook.py "notebooks/$step.ipynb" "$out" --profile "$parameters" \
+    --label "[$index/${#selected[@]}]" 2> >(grep -v -E "$QUIET" >&2) || exit 1
 done
 echo "Done: results in $out/"

@@ -73,3 +73,33 @@ def mix_grid(run, images: torch.Tensor, labels: torch.Tensor, *, n_mix: int, exa
     row_labels = [classes[int(labels[a])] for a in anchors] if classes else None
     return image_grid(torch.stack(tiles), rows=len(members), titles=titles, row_labels=row_labels, scale=1.1,
                       title=f"HydraMix, N = {n_mix}: inputs, mask (colour = source image), generated mix")
+
+
+def segment_colors(segments: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Label maps [B,h,w] -> RGB [B,3,h,w], one random colour per segment (the paper's Figure 2 style)."""
+    palette = torch.rand(int(segments.max()) + 1, 3, generator=torch.Generator().manual_seed(seed))
+    return palette[segments.long().cpu()].permute(0, 3, 1, 2)
+
+
+def sample_sheet(run, images: torch.Tensor, labels: torch.Tensor, *, classes: list[str], class_ids: list[int],
+                 originals: int = 4, generated: int = 10, seed: int = 0):
+    """Per class: ``originals`` training images, their Felzenszwalb segments, and ``generated`` new
+    images composed from those originals only (N drawn from the generator's own choices)."""
+    import torch.nn.functional as F
+
+    from .augment import HydraMixAugment
+
+    rng = torch.Generator().manual_seed(seed)
+    tiles = []
+    size = images.shape[-1]
+    for label in class_ids:
+        members = torch.where(labels == label)[0][:originals]
+        augment = HydraMixAugment(run.generator, images[members], labels[members], run.segments[members], p_gen=1.0,
+                                  n_mix=run.config.n_mix)
+        new = torch.cat([augment.generate(torch.tensor([label]), generator=rng) for _ in range(generated)])
+        segments = F.interpolate(segment_colors(run.segments[members], seed), size=(size, size), mode="nearest")
+        tiles += [images[i].float() / 255 for i in members] + list(segments) + list(new.cpu())
+    titles = [f"original {i + 1}" for i in range(originals)] + [f"segments {i + 1}" for i in range(originals)] + \
+             [f"new {i + 1}" for i in range(generated)]
+    return image_grid(torch.stack(tiles), rows=len(class_ids), titles=titles, row_labels=[classes[c] for c in class_ids],
+                      scale=1.0, title="Originals, their segments, and compositions generated from them")

@@ -18,7 +18,7 @@ from .classifier import GENERATOR_METHODS, DIRECT_METHODS, ClassifierConfig, par
 from .data import load_dataset
 from .outputs import LockedError, hold, write_atomic
 from .splits import get_split, split_filename
-from .train_generator import load_generator, resolve_device
+from .train_generator import GeneratorConfig, load_generator, resolve_device
 
 
 def generator_folder(results_dir, dataset: str, samples_per_class: int, seed: int, mask_kind: str = "hydramix") -> Path:
@@ -94,16 +94,54 @@ def load_runs(paths) -> pd.DataFrame:
     rows = []
     for path in paths:
         record = json.loads(Path(path).read_text())
-        rows.append({k: record[k] for k in ("dataset", "samples_per_class", "seed", "method", "p_gen", "accuracy",
-                                            "test_images", "steps", "train_time_s", "device")})
+        rows.append({**{k: record[k] for k in ("dataset", "samples_per_class", "seed", "method", "p_gen", "accuracy",
+                                               "test_images", "steps", "train_time_s", "device")},
+                     "rule": rule_name(record["config"]) if record["p_gen"] is not None else "no generated samples"})
     return pd.DataFrame(rows)
 
 
 def sweep_configs(*, dataset: str, samples_per_class: list[int], seeds: list[int], methods: list[str],
                   p_gen: float = 0.5, **overrides) -> list[ClassifierConfig]:
+    """One config per (n, seed, method). ChimeraMix methods (and their no-generator ablations)
+    follow ChimeraMix's own rule, so their numbers compare with its published ones: two images
+    per mix, the whole batch replaced with probability 0.5 (``CHIMERAMIX_RULE``)."""
     base = ClassifierConfig(dataset=dataset, samples_per_class=samples_per_class[0], seed=seeds[0], **overrides)
-    return [replace(base, samples_per_class=n, seed=seed, method=method, p_gen=p_gen)
+    return [replace(base, samples_per_class=n, seed=seed, method=method, **{"p_gen": p_gen, **method_rule(method)})
             for n in samples_per_class for seed in seeds for method in methods]
+
+
+def generator_configs(*, dataset: str, samples_per_class: list[int], seeds: list[int], methods: list[str],
+                      generator: dict, device: str = "auto", chimeramix: bool = False) -> list[GeneratorConfig]:
+    """Every generator a profile's notebooks use: HydraMix's for each split, one per split for each
+    other mask kind the methods draw from (ChimeraMix's with N = 2), and, with ``chimeramix``, the
+    ChimeraMix+Seg generator notebook 05 compares at the smallest split."""
+    wanted = [(n, seed, "hydramix") for n in samples_per_class for seed in seeds]
+    kinds = sorted({GENERATOR_METHODS[parse_method(m)[0]] for m in methods if parse_method(m)[0] in GENERATOR_METHODS})
+    wanted += [(n, seed, kind) for kind in kinds if kind != "hydramix" for n in samples_per_class for seed in seeds]
+    if chimeramix:
+        wanted.append((min(samples_per_class), seeds[0], "chimeramix_seg"))
+    configs = {}
+    for n, seed, kind in wanted:
+        values = {**generator, "mask_kind": kind} if kind == "hydramix" else {**generator, "mask_kind": kind, "n_mix": [2]}
+        configs.setdefault((n, seed, kind), GeneratorConfig(dataset=dataset, samples_per_class=n, seed=seed, device=device,
+                                                             **values))
+    return list(configs.values())
+
+
+CHIMERAMIX_RULE = {"p_gen": 0.5, "per_batch": True, "n_mix": (2,)}
+
+
+def method_rule(method: str) -> dict:
+    """The protocol fields a method fixes itself (ChimeraMix's rule), else none."""
+    base, _ = parse_method(method)
+    return dict(CHIMERAMIX_RULE) if base.startswith("chimeramix") else {}
+
+
+def rule_name(config: dict) -> str:
+    """How a run replaced samples: for the report's rows."""
+    if config.get("per_batch"):
+        return f"ChimeraMix rule: whole batch with p = {config['p_gen']:g}, N = 2"
+    return f"per sample with p_gen = {config['p_gen']:g}" if config.get("p_gen") is not None else "no generated samples"
 
 
 def mean_sd_table(runs: pd.DataFrame, *, index: str = "method", columns: str = "samples_per_class") -> pd.DataFrame:
@@ -125,6 +163,25 @@ def best_in_bold(runs: pd.DataFrame, table: pd.DataFrame, *, index: str = "metho
         best = means[column].idxmax()
         table.loc[best, column] = f"**{table.loc[best, column]}**"
     return table
+
+
+def beside_published(runs: pd.DataFrame, dataset: str, *, flag_points: float = 1.5) -> pd.DataFrame:
+    """Each published number for ``dataset`` (or its ciFAIR counterpart) beside our matching runs:
+    our mean ± sd, seeds, the difference in points, and a flag where it exceeds ``flag_points``."""
+    from .published import COMPARABLE, OUR_METHODS, published_for
+
+    rows = []
+    for entry in published_for(COMPARABLE.get(dataset, dataset)):
+        for ours in OUR_METHODS.get(entry["method"], [entry["method"]]):
+            mine = runs[(runs["method"] == ours) & (runs["samples_per_class"] == entry["samples_per_class"])]
+            mean = mine["accuracy"].mean() * 100 if len(mine) else float("nan")
+            row = {"published": f"{entry['method']} ({entry['dataset']})", "n": entry["samples_per_class"],
+                   "theirs %": entry["accuracy"], "ours": ours, "ours %": "not run" if mine.empty else
+                   f"{mean:.1f} ± {mine['accuracy'].std(ddof=1) * 100:.1f}" if len(mine) > 1 else f"{mean:.1f}",
+                   "seeds": len(mine), "difference": round(mean - entry["accuracy"], 1) if len(mine) else None}
+            row[f"more than {flag_points:g} points away"] = ("yes" if abs(row["difference"]) > flag_points else "no") if len(mine) else ""
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

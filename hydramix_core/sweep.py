@@ -32,8 +32,8 @@ import yaml
 
 from .classifier import GENERATOR_METHODS, parse_method
 from .outputs import LockedError, is_held, write_atomic
-from .study import generator_folder, run_path, sweep_configs
-from .train_generator import CHECKPOINT_NAME, FINISHED_NAME, GeneratorConfig
+from .study import generator_configs, generator_folder, run_path, sweep_configs
+from .train_generator import CHECKPOINT_NAME, FINISHED_NAME
 
 try:  # a requeued job (timeout, preemption) calls the unit again; it resumes from its checkpoints
     from submitit.helpers import Checkpointable
@@ -89,24 +89,15 @@ def plan(profile: dict, results_dir, *, runs_per_unit: int = 4) -> list[Unit]:
     configs = list({c.run_name: c for c in configs}.values())
 
     generators = {}
-
-    def need(n: int, seed: int, kind: str) -> str:
-        values = {**generator, "mask_kind": kind} if kind == "hydramix" else {**generator, "mask_kind": kind, "n_mix": [2]}
-        config = GeneratorConfig(dataset=dataset, samples_per_class=n, seed=seed, device=device, **values)
-        name = f"generator-{dataset}_n{n}_seed{seed}_{kind}"
-        generators.setdefault(name, Unit("generator", name, (config,)))
-        return dataset, n, seed, kind
-
-    for n in sizes:  # notebook 02
-        for seed in seeds:
-            need(n, seed, "hydramix")
-    if profile.get("chimeramix"):  # notebook 05
-        need(min(sizes), seeds[0], "chimeramix_seg")
+    for config in generator_configs(dataset=dataset, samples_per_class=sizes, seeds=seeds, methods=profile["methods"],
+                                    generator=generator, device=device, chimeramix=profile.get("chimeramix", False)):
+        key = (dataset, config.samples_per_class, config.seed, config.mask_kind)
+        generators[key] = Unit("generator", "generator-{}_n{}_seed{}_{}".format(*key), (config,))
     needs = {}
     for config in configs:
         base, _ = parse_method(config.method)
         kind = GENERATOR_METHODS.get(base)
-        needs[config.run_name] = (need(config.samples_per_class, config.seed, kind),) if kind else ()
+        needs[config.run_name] = ((dataset, config.samples_per_class, config.seed, kind),) if kind else ()
 
     packs = []
     configs.sort(key=lambda c: (c.samples_per_class, c.seed, c.method, c.p_gen))

@@ -14,6 +14,8 @@ samples_per_class = [5, 10]
 seeds = [0, 1]
 device = "auto"
 generator = {"ngf": 64, "ndf": 64, "batch_size": 64, "epochs": 200, "n_mix": [2, 3, 4], "mask_kind": "hydramix"}
+methods = ["baseline", "mixup", "hydramix"]  # generators are trained for every mask kind these draw from
+chimeramix = True  # and the ChimeraMix+Seg generator notebook 05 compares
 
 # %%
 from pathlib import Path
@@ -24,10 +26,10 @@ import seaborn as sns
 import torch
 
 from hydramix_core.data import load_dataset
-from hydramix_core.figures import mix_grid, savefig
+from hydramix_core.figures import mix_grid, sample_sheet, savefig
 from hydramix_core.splits import get_split
-from hydramix_core.study import generator_folder
-from hydramix_core.train_generator import GeneratorConfig, resolve_device, train_generator
+from hydramix_core.study import generator_configs, generator_folder
+from hydramix_core.train_generator import resolve_device, train_generator
 
 results = Path(results_dir)
 train_set = load_dataset(dataset, train=True)
@@ -36,17 +38,17 @@ print("generator settings:", generator)
 
 # %%
 runs, rows = {}, []
-for n in samples_per_class:
-    for seed in seeds:
-        split = get_split(train_set, samples_per_class=n, seed=seed, folder=results / "splits")
-        config = GeneratorConfig(dataset=dataset, samples_per_class=n, seed=seed, device=device, **generator)
-        folder = generator_folder(results, dataset, n, seed, config.mask_kind)
-        run = train_generator(config, train_set, split, folder)
-        runs[(n, seed)] = run
-        rows += [{"samples_per_class": n, "seed": seed, **entry} for entry in run.history]
+configs = generator_configs(dataset=dataset, samples_per_class=samples_per_class, seeds=seeds, methods=methods,
+                            generator=generator, device=device, chimeramix=chimeramix)
+for config in configs:
+    n, seed, kind = config.samples_per_class, config.seed, config.mask_kind
+    split = get_split(train_set, samples_per_class=n, seed=seed, folder=results / "splits")
+    run = train_generator(config, train_set, split, generator_folder(results, dataset, n, seed, kind))
+    runs[(kind, n, seed)] = run
+    rows += [{"mask_kind": kind, "samples_per_class": n, "seed": seed, **entry} for entry in run.history]
 history = pd.DataFrame(rows)
 history.to_csv(results / "generator_history.csv", index=False)
-final = history.groupby(["samples_per_class", "seed"]).last()[["step", "rec", "lap", "adv", "disc"]]
+final = history.groupby(["mask_kind", "samples_per_class", "seed"]).last()[["step", "rec", "lap", "adv", "disc"]]
 
 # %% [markdown]
 # Losses over the last logging interval of each split.
@@ -62,12 +64,13 @@ print(final.round(2).to_string())
 # trade off. Steps where the learning rate drops (×0.2) show as kinks.
 
 # %%
-long = history.melt(id_vars=["samples_per_class", "seed", "step"], value_vars=["rec", "lap", "adv", "disc"],
-                    var_name="loss", value_name="value")
+long = history[history["mask_kind"] == "hydramix"].melt(
+    id_vars=["samples_per_class", "seed", "step"], value_vars=["rec", "lap", "adv", "disc"], var_name="loss",
+    value_name="value")
 grid = sns.relplot(data=long, x="step", y="value", hue="samples_per_class", style="seed", col="loss", kind="line",
                    facet_kws={"sharey": False}, height=2.6, aspect=1.1, palette="viridis")
 grid.set_titles("{col_name}")
-grid.figure.suptitle(f"Generator losses on {dataset}, per split", y=1.04)
+grid.figure.suptitle(f"HydraMix generator losses on {dataset}, per split", y=1.04)
 savefig(grid.figure, results / "figures", "02_generator_losses")
 
 # %% [markdown]
@@ -80,6 +83,18 @@ savefig(grid.figure, results / "figures", "02_generator_losses")
 n, seed = min(samples_per_class), seeds[0]
 few = train_set.subset(get_split(train_set, samples_per_class=n, seed=seed, folder=results / "splits").indices)
 for n_mix in sorted(set(generator["n_mix"])):
-    figure = mix_grid(runs[(n, seed)], few.images, few.labels, n_mix=n_mix, examples=6, classes=train_set.classes)
+    figure = mix_grid(runs[("hydramix", n, seed)], few.images, few.labels, n_mix=n_mix, examples=6, classes=train_set.classes)
     savefig(figure, results / "figures", f"02_mixes_n{n_mix}", svg=False)
     plt.show()
+
+# %% [markdown]
+# ## Samples in the style of the paper's Figure 2
+# For three classes: four training images, their Felzenszwalb segments (one colour per
+# segment) and ten new images composed from those four only. Look for segments of
+# different originals recombined, not for copies of one original.
+
+# %%
+sheet = sample_sheet(runs[("hydramix", n, seed)], few.images, few.labels, classes=train_set.classes,
+                     class_ids=list(range(min(3, train_set.num_classes))), originals=min(4, n), seed=seed)
+savefig(sheet, results / "figures", "02_sample_sheet", svg=False)
+plt.show()

@@ -1,0 +1,54 @@
+"""Execute one study notebook with papermill, as run_all.sh does for each step.
+
+    python scripts/run_notebook.py notebooks/03_classifier_evaluation.ipynb results/smoke \
+        --profile profiles/smoke.yaml --label "[3/6]"
+
+The notebook gets only the profile values its ``parameters`` cell declares (plus ``profile``
+and ``results_dir``), so papermill has nothing to warn about; the terminal shows one line per
+notebook with its progress in cells and its time. A failing cell's error is printed with the
+path of the executed notebook that holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import papermill as pm
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("results_dir", type=Path)
+    parser.add_argument("--profile", type=Path, required=True, help="profile YAML")
+    parser.add_argument("--label", default="", help="shown before the notebook's name, e.g. [2/6]")
+    parser.add_argument("--cwd", type=Path, default=Path(__file__).resolve().parents[1])
+    args = parser.parse_args(argv)
+
+    logging.getLogger("papermill").setLevel(logging.ERROR)  # its INFO lines repeat what our line says
+    declared = pm.inspect_notebook(str(args.notebook))
+    values = yaml.safe_load(args.profile.read_text()) or {}
+    values.update(profile=args.profile.stem, results_dir=str(args.results_dir))
+    parameters = {name: value for name, value in values.items() if name in declared}
+    output = args.results_dir / args.notebook.name
+    name = f"{args.label} {args.notebook.stem}".strip()
+    started = time.perf_counter()
+    try:
+        pm.execute_notebook(str(args.notebook), str(output), parameters=parameters, cwd=str(args.cwd),
+                            progress_bar={"desc": f"{name:<30}", "unit": "cell", "leave": True,
+                                          "bar_format": "{desc} {bar:20} {n_fmt}/{total_fmt} cells [{elapsed}]"})
+    except PapermillExecutionError as error:
+        print(f"{name} failed after {time.perf_counter() - started:.0f} s in cell {error.exec_count}: "
+              f"{error.ename}: {error.evalue}\nThe executed notebook with the error is {output}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
