@@ -93,12 +93,13 @@ def add_sweep_arguments(parser) -> None:
         action.add_argument("--runs-per-unit", type=int, default=4, help="classifier runs per unit (default 4)")
     run = sub.choices["run"]
     run.add_argument("--executor", choices=["local", "slurm"], default="local")
+    # Slurm resources: the command line, else the profile's `slurm:` section, else SLURM_DEFAULTS
     run.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
-    run.add_argument("--time", type=int, default=240, help="Slurm time limit per task, minutes (default 240)")
-    run.add_argument("--gpus", type=int, default=1, help="GPUs per Slurm task (default 1; 0 for CPU nodes)")
-    run.add_argument("--cpus", type=int, default=8, help="CPUs per Slurm task (default 8)")
-    run.add_argument("--mem", type=int, default=32, help="memory per Slurm task, GB (default 32)")
-    run.add_argument("--parallelism", type=int, default=64, help="Slurm tasks of one array running at once (default 64)")
+    run.add_argument("--time", type=int, help="Slurm time limit per task, minutes (default 240)")
+    run.add_argument("--gpus", type=int, help="GPUs per Slurm task (default 1; 0 for CPU nodes)")
+    run.add_argument("--cpus", type=int, help="CPUs per Slurm task (default 8)")
+    run.add_argument("--mem", type=int, help="memory per Slurm task, GB (default 32)")
+    run.add_argument("--parallelism", type=int, help="Slurm tasks of one array running at once (default 64)")
     run.add_argument("--wait", action="store_true", help="Slurm: wait until every submitted unit has ended")
     run.add_argument("--devices", help="local: comma-separated GPU indices (default: every visible GPU; none: CPU)")
     worker_parser = sub.add_parser("worker")  # internal: one local GPU worker

@@ -159,6 +159,9 @@ def execute(unit: Unit, results_dir, *, progress: bool = False) -> str:
     results_dir = Path(results_dir)
     if is_done(unit, results_dir):
         return "already done"
+    for key in unit.needs:  # a generator another worker is training: wait for it
+        while not _generator_finished(generator_folder(results_dir, *key)) and is_held(generator_folder(results_dir, *key)):
+            time.sleep(2)
     missing = [str(generator_folder(results_dir, *key)) for key in unit.needs
                if not _generator_finished(generator_folder(results_dir, *key))]
     if missing:
@@ -255,6 +258,9 @@ def worker(profile: str, results_dir, *, kind: str, runs_per_unit: int) -> int:
     units = [u for u in pending(plan(parameters, results_dir, runs_per_unit=runs_per_unit), results_dir) if u.kind == kind]
     outcomes = [_run_logged(unit, results_dir, print) for unit in units]
     return int(any(outcome.startswith("failed") for outcome in outcomes))
+
+
+SLURM_DEFAULTS = {"partition": None, "time": 240, "gpus": 1, "cpus": 8, "mem": 32, "parallelism": 64}
 
 
 def submit_slurm(units: list[Unit], results_dir, *, partition: str | None = None, time_min: int = 240,
@@ -404,8 +410,16 @@ def main_with(args) -> int:
         return 0
     results_dir.mkdir(parents=True, exist_ok=True)
     if args.executor == "slurm":
-        submit_slurm(units, results_dir, partition=args.partition, time_min=args.time, gpus=args.gpus, cpus=args.cpus,
-                     mem_gb=args.mem, parallelism=args.parallelism)
+        given = {"partition": args.partition, "time": args.time, "gpus": args.gpus, "cpus": args.cpus, "mem": args.mem,
+                 "parallelism": args.parallelism}
+        unknown = set(parameters.get("slurm", {})) - set(given)
+        if unknown:
+            raise SweepError(f"unknown keys in the profile's slurm section: {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(given)})")
+        resources = {**SLURM_DEFAULTS, **parameters.get("slurm", {}), **{k: v for k, v in given.items() if v is not None}}
+        submit_slurm(units, results_dir, partition=resources["partition"], time_min=resources["time"],
+                     gpus=resources["gpus"], cpus=resources["cpus"], mem_gb=resources["mem"],
+                     parallelism=resources["parallelism"])
         if args.wait:
             wait(units, results_dir)
     else:

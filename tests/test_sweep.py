@@ -69,15 +69,19 @@ def result_files(results: Path) -> list[str]:
     return sorted(p.name for p in (results / "runs").iterdir() if not p.name.startswith("."))
 
 
+NBCHECK_RUNS = [f"cifar10_n2_seed{s}_{m}" for s in (0, 1) for m in (
+    "baseline", "hydramix_p0.5", "hydramix_p0", "hydramix_direct_p0.5", "chimeramix_grid_p0.5_batch",
+    "chimeramix_grid_direct_p0.5_batch")]
+
+
 def test_plan_matches_the_notebooks():
     _, profile = load_profile("nbcheck")
     units = plan(profile, "/tmp/unused", runs_per_unit=4)
     generators = [u.name for u in units if u.kind == "generator"]
-    assert generators == ["generator-cifar10_n2_seed0_hydramix", "generator-cifar10_n2_seed1_hydramix",
-                          "generator-cifar10_n2_seed0_chimeramix_seg"]
+    assert generators == [f"generator-cifar10_n2_seed{s}_{k}" for k in ("hydramix", "chimeramix_grid") for s in (0, 1)] \
+        + ["generator-cifar10_n2_seed0_chimeramix_seg"]  # 02's per split, the methods' kinds, 05's ChimeraMix+Seg
     runs = [c.run_name for u in units if u.kind == "classifier" for c in u.configs]
-    assert sorted(runs) == sorted(f"cifar10_n2_seed{s}_{m}" for s in (0, 1)
-                                  for m in ("baseline", "hydramix_p0.5", "hydramix_p0"))
+    assert sorted(runs) == sorted(NBCHECK_RUNS)
     assert all(len(u.configs) <= 4 for u in units if u.kind == "classifier")
     hydramix_pack = next(u for u in units if u.kind == "classifier" and any(c.method == "hydramix" for c in u.configs))
     assert ("cifar10", 2, 0, "hydramix") in hydramix_pack.needs
@@ -87,20 +91,19 @@ def test_slurm_sweep_runs_once_resubmits_nothing_and_notebooks_render(slurm, tmp
     results = tmp_path / "results"
     started = time.time()
     out = sweep("run", "--profile", "nbcheck", "--results", results, "--executor", "slurm", *SLURM_TASK, "--wait").stdout
-    assert "submitted 3 generator units as Slurm array" in out and "starts after array" in out
-    assert "5/5 units done" in out, out
-    expected = sorted(f"cifar10_n2_seed{s}_{m}.json" for s in (0, 1) for m in ("baseline", "hydramix_p0.5", "hydramix_p0"))
-    assert result_files(results) == expected
+    assert "submitted 5 generator units as Slurm array" in out and "starts after array" in out
+    assert "8/8 units done" in out, out
+    assert result_files(results) == sorted(f"{name}.json" for name in NBCHECK_RUNS)
     assert not list((results / "checkpoints" / "classifiers").glob("*"))  # deleted once each result was stored
     jobs = json.loads((results / "sweep" / "slurm_jobs.json").read_text())
-    assert len(jobs) == 5
+    assert len(jobs) == 8
     print(f"slurm sweep of profile nbcheck: {time.time() - started:.0f} s")
 
     again = sweep("run", "--profile", "nbcheck", "--results", results, "--executor", "slurm", *SLURM_TASK).stdout
     assert "nothing to submit" in again and json.loads((results / "sweep" / "slurm_jobs.json").read_text()) == jobs
     status = sweep("status", "--profile", "nbcheck", "--results", results).stdout
-    assert "generator           3        0        0        0        0" in status
-    assert "classifier          2        0        0        0        0" in status
+    assert "generator           5        0        0        0        0" in status
+    assert "classifier          3        0        0        0        0" in status
 
     stamps = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     rendered = subprocess.run([str(REPO / "run_all.sh"), "--profile", "nbcheck", "--results", results, "--only", "03",
@@ -115,11 +118,12 @@ def test_slurm_sweep_runs_once_resubmits_nothing_and_notebooks_render(slurm, tmp
 def test_cancelled_jobs_resume_without_duplicates(slurm, tmp_path):
     profile = yaml.safe_load((REPO / "profiles" / "nbcheck.yaml").read_text())
     profile.update(methods=["baseline"], p_gen_values=[], chimeramix=False,
-                   classifier={"model": "wrn16_2", "steps": 1500, "test_subset": 5, "samples_per_class_per_epoch": 4})
+                   classifier={"model": "wrn16_2", "steps": 1500, "test_subset": 5, "samples_per_class_per_epoch": 4},
+                   slurm={"gpus": 0, "cpus": 1, "mem": 2, "time": 10})  # resources from the profile this time
     path = tmp_path / "long.yaml"  # 4 steps per epoch: a checkpoint every 40 steps
     path.write_text(yaml.safe_dump(profile))
     results = tmp_path / "results"
-    args = ("run", "--profile", path, "--results", results, "--executor", "slurm", *SLURM_TASK, "--runs-per-unit", 1)
+    args = ("run", "--profile", path, "--results", results, "--executor", "slurm", "--runs-per-unit", 1)
     sweep(*args)
     deadline = time.time() + 300
     while not checkpoints(results):
@@ -170,8 +174,8 @@ def test_clear_errors_without_scheduler_or_submitit(tmp_path):
     assert result.returncode == 2 and "no Slurm client here" in result.stderr and "Traceback" not in result.stderr
 
     dead = tmp_path / "dead.conf"  # a controller port nothing listens on
-    dead.write_text(f"ClusterName=dead\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=6999\nMessageTimeout=2\n"
-                    f"NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=p Nodes=ALL Default=YES State=UP\n")
+    dead.write_text("ClusterName=dead\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=6999\nMessageTimeout=2\n"
+                    "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=p Nodes=ALL Default=YES State=UP\n")
     unreachable = {**os.environ, "SLURM_CONF": str(dead)}
     result = sweep("run", "--profile", "nbcheck", "--results", tmp_path / "r", "--executor", "slurm", env=unreachable,
                    check=False)
@@ -186,3 +190,19 @@ def test_clear_errors_without_scheduler_or_submitit(tmp_path):
     assert result.returncode == 2 and "pip install submitit" in result.stderr, result.stderr
     result = sweep("run", "--profile", "nosuch", "--executor", "local", check=False)
     assert result.returncode == 2 and "no profile" in result.stderr
+
+
+def test_two_sweeps_on_one_results_folder_share_the_work(cifar10_root, tmp_path):
+    results = tmp_path / "results"
+    env = {**os.environ, "HYDRAMIX_DATA": str(cifar10_root)}
+    command = [sys.executable, "-m", "hydramix_core.cli", "sweep", "run", "--profile", "nbcheck", "--results",
+               str(results), "--devices", "none", "--runs-per-unit", "1"]
+    sweeps = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+              for _ in range(2)]
+    outputs = [sweep.communicate(timeout=600) for sweep in sweeps]
+    assert all(sweep.returncode == 0 for sweep in sweeps), [err[-2000:] for _, err in outputs]
+    trained = [line for out, _ in outputs for line in out.splitlines() if line.startswith("classifier-")]
+    assert sum(": done (" in line for line in trained) == 12, trained  # every pack trained by exactly one of them
+    assert len(result_files(results)) == 12
+    for path in (results / "runs").glob("*.json"):
+        assert json.loads(path.read_text())["steps"] == 6
