@@ -70,16 +70,18 @@ def result_files(results: Path) -> list[str]:
 
 
 NBCHECK_RUNS = [f"cifar10_n2_seed{s}_{m}" for s in (0, 1) for m in (
-    "baseline", "hydramix_p0.5", "hydramix_p0", "hydramix_direct_p0.5", "chimeramix_grid_p0.5_batch",
-    "chimeramix_grid_direct_p0.5_batch")]
+    "baseline", "hydramix_p0.5", "hydramix_p0", "hydramix_direct_p0.5", "hydramix+autoaugment_p0.5",
+    "chimeramix_grid_p0.5_batch", "chimeramix_grid_direct_p0.5_batch", "chimeramix_seg_p0.5_batch",
+    "chimeramix_seg_direct_p0.5_batch", "chimeramix_grid+autoaugment_p0.5_batch")]
 
 
 def test_plan_matches_the_notebooks():
     _, profile = load_profile("nbcheck")
     units = plan(profile, "/tmp/unused", runs_per_unit=4)
     generators = [u.name for u in units if u.kind == "generator"]
-    assert generators == [f"generator-cifar10_n2_seed{s}_{k}" for k in ("hydramix", "chimeramix_grid") for s in (0, 1)] \
-        + ["generator-cifar10_n2_seed0_chimeramix_seg"]  # 02's per split, the methods' kinds, 05's ChimeraMix+Seg
+    # HydraMix's per split, then each kind the methods draw from (05's ChimeraMix+Seg is among them)
+    assert generators == [f"generator-cifar10_n2_seed{s}_{k}" for k in ("hydramix", "chimeramix_grid", "chimeramix_seg")
+                          for s in (0, 1)]
     runs = [c.run_name for u in units if u.kind == "classifier" for c in u.configs]
     assert sorted(runs) == sorted(NBCHECK_RUNS)
     assert all(len(u.configs) <= 4 for u in units if u.kind == "classifier")
@@ -91,19 +93,19 @@ def test_slurm_sweep_runs_once_resubmits_nothing_and_notebooks_render(slurm, tmp
     results = tmp_path / "results"
     started = time.time()
     out = sweep("run", "--profile", "nbcheck", "--results", results, "--executor", "slurm", *SLURM_TASK, "--wait").stdout
-    assert "submitted 5 generator units as Slurm array" in out and "starts after array" in out
-    assert "8/8 units done" in out, out
+    assert "submitted 6 generator units as Slurm array" in out and "starts after array" in out
+    assert "11/11 units done" in out, out
     assert result_files(results) == sorted(f"{name}.json" for name in NBCHECK_RUNS)
     assert not list((results / "checkpoints" / "classifiers").glob("*"))  # deleted once each result was stored
     jobs = json.loads((results / "sweep" / "slurm_jobs.json").read_text())
-    assert len(jobs) == 8
+    assert len(jobs) == 11
     print(f"slurm sweep of profile nbcheck: {time.time() - started:.0f} s")
 
     again = sweep("run", "--profile", "nbcheck", "--results", results, "--executor", "slurm", *SLURM_TASK).stdout
     assert "nothing to submit" in again and json.loads((results / "sweep" / "slurm_jobs.json").read_text()) == jobs
     status = sweep("status", "--profile", "nbcheck", "--results", results).stdout
-    assert "generator           5        0        0        0        0" in status
-    assert "classifier          3        0        0        0        0" in status
+    assert "generator           6        0        0        0        0" in status
+    assert "classifier          5        0        0        0        0" in status
 
     stamps = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     rendered = subprocess.run([str(REPO / "run_all.sh"), "--profile", "nbcheck", "--results", results, "--only", "03",
@@ -202,7 +204,7 @@ def test_two_sweeps_on_one_results_folder_share_the_work(cifar10_root, tmp_path)
     outputs = [sweep.communicate(timeout=600) for sweep in sweeps]
     assert all(sweep.returncode == 0 for sweep in sweeps), [err[-2000:] for _, err in outputs]
     trained = [line for out, _ in outputs for line in out.splitlines() if line.startswith("classifier-")]
-    assert sum(": done (" in line for line in trained) == 12, trained  # every pack trained by exactly one of them
-    assert len(result_files(results)) == 12
+    assert sum(": done (" in line for line in trained) == 20, trained  # every pack trained by exactly one of them
+    assert len(result_files(results)) == 20
     for path in (results / "runs").glob("*.json"):
         assert json.loads(path.read_text())["steps"] == 6
