@@ -26,7 +26,7 @@ from .data import DatasetError, ImageSet, load_image_folder
 from .outputs import (MARKER, OutputExistsError, check_output, claim_folder, hold, install_folder, positive, read_marker,
                       remove_owned, sibling, write_atomic, write_marker)
 from .splits import FewShotSplit
-from .train_generator import CheckpointError
+from .train_generator import CHECKPOINT_NAME, FINISHED_NAME, SEGMENTS_NAME, CheckpointError
 
 RUN_INFO = "run.json"
 
@@ -80,7 +80,7 @@ def _whole_set_split(data: ImageSet, seed: int) -> FewShotSplit:
 FIT_TOOL, AUGMENT_TOOL = "hydramix fit-generator", "hydramix augment"
 # Every file fit-generator writes in its folder (outputs.foreign_files also counts their
 # temporary siblings as the tool's own).
-GENERATOR_FILES = (RUN_INFO, "generator.pt", "segments.pt", "finished.json")
+GENERATOR_FILES = (RUN_INFO, CHECKPOINT_NAME, SEGMENTS_NAME, FINISHED_NAME)
 
 
 def read_run_info(folder: Path) -> dict:

@@ -159,11 +159,11 @@ def execute(unit: Unit, results_dir, *, progress: bool = False) -> str:
     results_dir = Path(results_dir)
     if is_done(unit, results_dir):
         return "already done"
-    for key in unit.needs:  # a generator another worker is training: wait for it
-        while not _generator_finished(generator_folder(results_dir, *key)) and is_held(generator_folder(results_dir, *key)):
+    needed = [generator_folder(results_dir, *key) for key in unit.needs]
+    for folder in needed:  # a generator another worker is training: wait for it
+        while not _generator_finished(folder) and is_held(folder):
             time.sleep(2)
-    missing = [str(generator_folder(results_dir, *key)) for key in unit.needs
-               if not _generator_finished(generator_folder(results_dir, *key))]
+    missing = [str(folder) for folder in needed if not _generator_finished(folder)]
     if missing:
         message = f"the generators it needs are not trained (see their units' errors): {', '.join(missing)}"
         _record_failure(results_dir, unit, message)

@@ -34,6 +34,7 @@ from .splits import FewShotSplit, epoch_length
 
 CHECKPOINT_NAME = "generator.pt"
 FINISHED_NAME = "finished.json"
+SEGMENTS_NAME = "segments.pt"
 # Fields that do not change what is trained; a resumed run may differ in these.
 _RUNTIME_FIELDS = ("checkpoint_every", "log_every", "device")
 
@@ -172,7 +173,7 @@ def _train(config: GeneratorConfig, train_set: ImageSet, split: FewShotSplit, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     few = train_set.subset(split.indices)
-    segments = cached_segments(few.images, out_dir / "segments.pt", key=f"{split.fingerprint}/{split.filename}",
+    segments = cached_segments(few.images, out_dir / SEGMENTS_NAME, key=f"{split.fingerprint}/{split.filename}",
                                size=config.working_size, scale=config.seg_scale, min_size=config.seg_min_size)
 
     generator, discriminator = build_models(config)
@@ -359,7 +360,7 @@ def load_generator(path: str | os.PathLike, *, split: FewShotSplit | None = None
     generator, _ = build_models(config)
     generator.load_state_dict(state["generator"])
     generator.to(resolve_device(device)).eval()
-    segments_file = path.parent / "segments.pt"
+    segments_file = path.parent / SEGMENTS_NAME
     try:
         segments = torch.load(segments_file, weights_only=True)["segments"]
     except Exception as error:
