@@ -16,6 +16,10 @@ fraction ``bank_refresh`` of the entries it used: the generator's cost per step 
 that fraction, and each generated image is reused, unchanged, about 1/``bank_refresh``
 times. The samples still come from the same frozen generator, so their distribution is
 unchanged; what changes is that fewer distinct generated images are seen per epoch.
+
+``draw`` (partners, crops, masks: random numbers on the generator's device, no host sync)
+and ``render`` (the network) split generation so that a training step can draw for the
+whole batch and keep each sample with ``torch.where`` inside a CUDA graph (engine.py).
 """
 
 from __future__ import annotations
@@ -26,14 +30,14 @@ import torch
 import torch.nn.functional as F
 
 from .masks import make_masks, random_crop_flip, to_working_size
-from .models import Generator, draw_partners, resize_output
+from .models import Generator, resize_output
 
 
 class HydraMixAugment:
     def __init__(self, generator: Generator | None, images: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None,
                  *, p_gen: float = 0.5, n_mix: int | tuple[int, ...] = (2, 3, 4), per_batch: bool = False,
                  mask_kind: str | None = None, crop_pad: int | None = None, soft_edges: float | None = None,
-                 bank_size: int = 0, bank_refresh: float = 0.25):
+                 bank_size: int = 0, bank_refresh: float = 0.25, device: torch.device | str | None = None):
         if not 0.0 <= p_gen <= 1.0:
             raise ValueError(f"p_gen must be in [0, 1], got {p_gen}")
         self.n_mix = (n_mix,) if isinstance(n_mix, int) else tuple(n_mix)
@@ -44,11 +48,18 @@ class HydraMixAugment:
         self.soft_edges = soft_edges if soft_edges is not None else (generator.soft_edges if generator is not None else 0.0)
         self.working_size = generator.working_size if generator is not None else (
             segments.shape[-1] if segments is not None else images.shape[-1])
-        device = next(generator.parameters()).device if generator is not None else images.device
+        if device is None:
+            device = next(generator.parameters()).device if generator is not None else images.device
         # The pool lives on the generator's device at the working size, ready to crop and mix.
         self.pool = to_working_size(images, self.working_size).to(device)  # [P, 3, S, S] in [0, 1]
         self.pool_labels = labels.to(device)
         self.pool_segments = segments.to(device) if segments is not None else None
+        self.num_segments = int(segments.max()) + 1 if segments is not None else None
+        # Pool indices grouped by class, so partners are drawn on the device: class c's images are
+        # class_members[class_start[c] : class_start[c] + class_count[c]].
+        counts = torch.bincount(labels.cpu(), minlength=int(labels.max()) + 1)
+        self.class_members = torch.argsort(labels.cpu(), stable=True).to(device)
+        self.class_start, self.class_count = (torch.cumsum(counts, 0) - counts).to(device), counts.to(device)
         self.crop_pad = crop_pad if crop_pad is not None else self.working_size // 8
         self.device = device
         self.output_size = images.shape[-1]
@@ -58,11 +69,12 @@ class HydraMixAugment:
         self.bank: dict[int, torch.Tensor] = {}  # class -> [bank_size, 3, H, W], filled on first use
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        draws = generator.device if generator is not None else self.device
         batch = len(images)
         if self.per_batch:
-            replace = torch.full((batch,), bool(torch.rand((), generator=generator) < self.p_gen))
+            replace = torch.full((batch,), bool(torch.rand((), generator=generator, device=draws) < self.p_gen))
         else:
-            replace = torch.rand(batch, generator=generator) < self.p_gen
+            replace = torch.rand(batch, generator=generator, device=draws) < self.p_gen
         if not replace.any():
             return images, labels
         chosen = replace.nonzero()[:, 0].to(images.device)
@@ -76,26 +88,46 @@ class HydraMixAugment:
     def generate(self, labels: torch.Tensor, generator: torch.Generator | None = None, return_details: bool = False):
         """New images of the given classes, float [B,3,H,W] in [0,1] at the pool's original size
         (with ``return_details``, also the masks [B,N,h,w] and the pool indices mixed [B,N])."""
-        n_mix = self.n_mix[int(torch.randint(len(self.n_mix), (), generator=generator))]
-        members = draw_partners(labels.cpu(), self.pool_labels.cpu(), n_mix, generator).to(self.device)  # [B, N]
-        batch = len(members)
+        draws = generator.device if generator is not None else self.device
+        n_mix = self.n_mix[int(torch.randint(len(self.n_mix), (), generator=generator, device=draws))]
+        missing = set(labels.unique().tolist()) - set(self.pool_labels.unique().tolist())
+        if missing:
+            raise ValueError(f"no images of class(es) {sorted(missing)} to mix with")
+        tuples, masks, members = self.draw(labels.to(self.device), n_mix, generator)
+        out = self.render(tuples, masks)
+        return (out, masks, members) if return_details else out
+
+    def draw(self, labels: torch.Tensor, n_mix: int, generator: torch.Generator | None):
+        """The random part of generation, on the device and without host synchronisation: for each
+        label, ``n_mix`` pool images of its class (repeats allowed) cropped and flipped with their
+        segmentations, and a mask. Returns tuples [B,N,3,S,S] in [0,1], masks [B,N,h,w], members [B,N]."""
+        batch = len(labels)
+        draws = generator.device if generator is not None else self.device
+        count = self.class_count[labels]  # [B]
+        offset = (torch.rand(batch, n_mix, generator=generator, device=draws).to(self.device) * count[:, None]).long()
+        members = self.class_members[self.class_start[labels][:, None] + torch.minimum(offset, count[:, None] - 1)]
         tensors = [self.pool[members.flatten()]]
         if self.pool_segments is not None:
             tensors.append(self.pool_segments[members.flatten()][:, None])
         cropped = random_crop_flip(tensors, pad=self.crop_pad, generator=generator)
-        tuple_images = cropped[0].unflatten(0, (batch, n_mix))  # [B, N, 3, S, S]
+        tuples = cropped[0].unflatten(0, (batch, n_mix))  # [B, N, 3, S, S]
         segs = cropped[1][:, 0].unflatten(0, (batch, n_mix)) if self.pool_segments is not None else None
         out_size = self.generator.feature_size if self.generator is not None else self.working_size
-        masks = make_masks(self.mask_kind, segs=segs, batch=batch, n_mix=n_mix, out_size=out_size,
-                           generator=generator, soft_edges=self.soft_edges).to(self.device)
+        masks = make_masks(self.mask_kind, segs=segs, batch=batch, n_mix=n_mix, out_size=out_size, generator=generator,
+                           soft_edges=self.soft_edges, num_segments=self.num_segments).to(self.device)
+        return tuples, masks, members
+
+    @torch.no_grad()
+    def render(self, tuples: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Mix drawn tuples [B,N,3,S,S] under masks [B,N,h,w]: the generator's image, or (direct
+        variants) the masked sum of pixels; float [B,3,H,W] in [0,1] at the pool's original size."""
         size = self.output_size
-        if self.generator is None:  # direct: the masks mix pixels
-            out = (tuple_images * masks.unsqueeze(2)).sum(1)
+        if self.generator is None:
+            out = (tuples * masks.unsqueeze(2)).sum(1)
             if size != self.working_size:
                 out = F.interpolate(out, size=(size, size), mode="bilinear", antialias=True)
-        else:
-            out = resize_output(self.generator(tuple_images * 2 - 1, masks), size)
-        return (out, masks, members) if return_details else out
+            return out
+        return resize_output(self.generator(tuples * 2 - 1, masks), size)
 
     @torch.no_grad()
     def from_bank(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -105,9 +137,10 @@ class HydraMixAugment:
         for label in labels.unique().tolist():
             if label not in self.bank:
                 self.bank[label] = self.generate(torch.full((self.bank_size,), label), generator=generator)
-        slots = torch.randint(self.bank_size, (len(labels),), generator=generator)
+        draws = generator.device if generator is not None else torch.device("cpu")
+        slots = torch.randint(self.bank_size, (len(labels),), generator=generator, device=draws).cpu()
         out = torch.stack([self.bank[int(c)][int(s)] for c, s in zip(labels, slots)])
-        renew = torch.randperm(len(labels), generator=generator)[:math.ceil(self.bank_refresh * len(labels))]
+        renew = torch.randperm(len(labels), generator=generator, device=draws).cpu()[:math.ceil(self.bank_refresh * len(labels))]
         fresh = self.generate(labels[renew], generator=generator)
         for index, image in zip(renew.tolist(), fresh):
             self.bank[int(labels[index])][int(slots[index])] = image

@@ -12,23 +12,19 @@ on the test set after the last epoch.
 
 from __future__ import annotations
 
-import math
 import platform
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from torchvision.transforms import v2
 
 from .augment import HydraMixAugment
 from .data import ImageSet
-from .masks import cached_segments, random_crop_flip
-from .outputs import positive, replacing
-from .splits import FewShotSplit, epoch_length
+from .masks import cached_segments
+from .outputs import positive
+from .splits import FewShotSplit
 
 BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "mixup", "cutmix",
                 "chimeramix_grid", "chimeramix_seg", "hydramix", "hydramix_direct", "chimeramix_grid_direct",
@@ -50,13 +46,26 @@ def parse_method(method: str) -> tuple[str, bool]:
 
 # --- models ------------------------------------------------------------------------------
 
+class Dropout(nn.Dropout):
+    """nn.Dropout that draws from ``generator`` when one is set (a run's own random stream, so
+    runs sharing a process or a CUDA graph pool do not share random numbers)."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
+        return x * keep / (1 - self.p)
+
+
 class _WideBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float):
         super().__init__()
         self.bn1, self.bn2 = nn.BatchNorm2d(in_channels), nn.BatchNorm2d(out_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.shortcut = (nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
                          if stride != 1 or in_channels != out_channels else None)
 
@@ -160,24 +169,10 @@ class ClassifierConfig:
 
 # --- training ----------------------------------------------------------------------------
 
-def _per_sample(transform, images: torch.Tensor) -> torch.Tensor:
-    """Apply a v2 transform with its own random draw to every image (v2 shares one draw per call)."""
-    return torch.stack([transform(image) for image in images])
-
-
-def _cutout(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero one size x size square per image at a uniform centre (it may stick out of the image)."""
-    batch, _, height, width = images.shape
-    top = torch.randint(0, height, (batch, 1, 1), device=images.device) - size // 2
-    left = torch.randint(0, width, (batch, 1, 1), device=images.device) - size // 2
-    rows = torch.arange(height, device=images.device)[None, :, None]
-    cols = torch.arange(width, device=images.device)[None, None, :]
-    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)  # [B, H, W]
-    return images * (~inside)[:, None].to(images.dtype)
-
-
-def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, segments_cache=None) -> HydraMixAugment | None:
-    """The batch-level HydraMix/ChimeraMix augmentation a method needs (None for the classic ones)."""
+def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, segments_cache=None,
+                 device=None) -> HydraMixAugment | None:
+    """The batch-level HydraMix/ChimeraMix augmentation a method needs (None for the classic ones);
+    ``device``: where the direct variants keep their pool (default: the images')."""
     base, _ = parse_method(config.method)
     if base in GENERATOR_METHODS:
         if generator_run is None:
@@ -204,151 +199,28 @@ def make_augment(config: ClassifierConfig, few: ImageSet, generator_run=None, se
             min_size=sizes.seg_min_size)
         n_mix = config.n_mix or ((2,) if kind.startswith("chimeramix") else (2, 3, 4))
         return HydraMixAugment(None, few.images, few.labels, segments, p_gen=config.p_gen, n_mix=n_mix, mask_kind=kind,
-                               per_batch=config.per_batch)
+                               per_batch=config.per_batch, device=device)
     return None
 
 
 def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
                      generator_run=None, segments_cache=None, augment: HydraMixAugment | None = None,
-                     progress: bool = True, checkpoint=None, checkpoint_every: int = 10) -> dict:
+                     progress: bool = True, checkpoint=None, checkpoint_every: int = 10, graphed: bool | None = None) -> dict:
     """Train from scratch on ``split`` and evaluate; returns the result record (JSON-ready).
 
+    A pack of one run of engine.py (each step one CUDA graph on CUDA, eager on CPU).
     ``augment`` overrides the batch augmentation the method would build (e.g. a warm bank).
     ``checkpoint``: a file to save the run to every ``checkpoint_every`` epochs and to resume
-    from if it exists (a preempted cluster job). Checkpoints fall on epoch boundaries, where
-    the state is the weights, optimiser, schedule, history and the global RNG state, so on CPU
-    a resumed run gives the same weights as an uninterrupted one. The caller deletes the file
-    once the result is stored.
+    from if it exists (a preempted cluster job). Checkpoints fall on epoch boundaries and hold
+    the weights, optimiser, history and the run's random states, so a resumed run gives the
+    same weights as an uninterrupted one on CPU. The caller deletes the file once the result
+    is stored.
     """
-    from tqdm.auto import tqdm
+    from .engine import Run, train_pack
 
-    from .train_generator import resolve_device
-
-    if split.fingerprint != train_set.fingerprint():
-        raise ValueError(f"split {split.filename} was not drawn from this {train_set.name} data")
-    if (config.dataset, config.samples_per_class, config.seed) != (split.dataset, split.samples_per_class, split.seed):
-        raise ValueError(f"config {config.run_name} does not match split {split.filename}")
-    config = config.resolved(train_set.image_size)
-    base, use_autoaugment = parse_method(config.method)
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)  # all randomness below comes from the global generator: deterministic on CPU
-
-    few = train_set.subset(split.indices)
-    augment = augment or make_augment(config, few, generator_run, segments_cache)
-    model = build_classifier(config.model, train_set.num_classes).to(device)
-    use_channels_last = config.channels_last and device.type == "cuda"
-    if use_channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
-                                weight_decay=config.weight_decay)
-    samples_per_epoch = epoch_length(len(few), config.samples_per_class, config.samples_per_class_per_epoch)
-    steps_per_epoch = math.ceil(samples_per_epoch / config.batch_size)
-    total_steps = config.steps or config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-
-    autoaugment = None
-    if use_autoaugment:
-        policy = v2.AutoAugmentPolicy.CIFAR10 if train_set.image_size <= 32 else v2.AutoAugmentPolicy.IMAGENET
-        autoaugment = v2.AutoAugment(policy)
-    elif base == "trivialaugment":
-        autoaugment = v2.TrivialAugmentWide()
-    erasing = v2.RandomErasing(p=0.5) if base == "random_erasing" else None
-    batch_mix = {"mixup": v2.MixUp(alpha=1.0, num_classes=train_set.num_classes),
-                 "cutmix": v2.CutMix(alpha=1.0, num_classes=train_set.num_classes)}.get(base)
-
-    pool, pool_labels = few.images.to(device), few.labels.to(device)
-    history, running, step, elapsed = [], None, 0, 0.0
-    if checkpoint is not None and Path(checkpoint).exists():
-        step, history, elapsed = _resume(Path(checkpoint), config, model, optimizer, scheduler, augment, device)
-    started = time.perf_counter() - elapsed
-    model.train()
-    bar = tqdm(total=total_steps, initial=step, desc=f"classifier {config.run_name}", disable=not progress)
-    while step < total_steps:
-        order = torch.randperm(samples_per_epoch) % len(few)
-        for start in range(0, samples_per_epoch, config.batch_size):
-            if step >= total_steps:
-                break
-            index = order[start:start + config.batch_size].to(device)
-            images, labels = pool[index], pool_labels[index]
-            images = random_crop_flip([images], pad=config.crop_pad, generator=None)[0]  # uint8
-            if autoaugment is not None:
-                images = _per_sample(autoaugment, images)
-            images = images.float() / 255
-            if augment is not None:
-                images, labels = augment(images, labels)
-            if base == "cutout":
-                images = _cutout(images, size=train_set.image_size // 2)
-            if erasing is not None:
-                images = _per_sample(erasing, images)
-            images = (images - 0.5) / 0.5
-            if batch_mix is not None:
-                images, labels = batch_mix(images, labels)  # soft labels [B, C]
-            if use_channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = F.cross_entropy(model(images).float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            bar.update(1)
-            running = loss.detach() if running is None else running + loss.detach()
-            if step % steps_per_epoch == 0 or step == total_steps:
-                entry = {"step": step, "loss": (running / ((step - 1) % steps_per_epoch + 1)).item()}
-                running = None
-                epoch = math.ceil(step / steps_per_epoch)
-                if config.eval_every and epoch % config.eval_every == 0 and step < total_steps:
-                    entry["accuracy"] = evaluate(model, test_set, config, device, use_amp)["accuracy"]
-                    model.train()
-                history.append(entry)
-                bar.set_postfix(loss=f"{entry['loss']:.3f}")
-                if checkpoint is not None and epoch % checkpoint_every == 0 and step < total_steps:
-                    _save(Path(checkpoint), config, model, optimizer, scheduler, augment, step, history,
-                          time.perf_counter() - started)
-    bar.close()
-    train_time = time.perf_counter() - started
-    evaluation = evaluate(model, test_set, config, device, use_amp)
-    return {
-        "dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed,
-        "method": config.method, "p_gen": config.p_gen if augment is not None else None,
-        "accuracy": evaluation["accuracy"], "per_class_accuracy": evaluation["per_class_accuracy"],
-        "test_images": evaluation["test_images"], "steps": total_steps, "train_time_s": round(train_time, 2),
-        "device": device_name(device),
-        "config": asdict(config), "split_fingerprint": split.fingerprint,
-        "generator": str(generator_run.path) if generator_run is not None and augment is not None and augment.generator is not None else None,
-        "history": history, "versions": _versions(),
-    }
-
-
-def _save(path: Path, config, model, optimizer, scheduler, augment, step: int, history: list, elapsed: float) -> None:
-    state = {"config": asdict(config), "step": step, "history": history, "elapsed": elapsed,
-             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-             "bank": {k: v.cpu() for k, v in augment.bank.items()} if augment is not None else None}
-    with replacing(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _resume(path: Path, config, model, optimizer, scheduler, augment, device) -> tuple[int, list, float]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise RuntimeError(f"{path} is not a readable classifier checkpoint ({type(error).__name__}); "
-                           f"delete it to train this run from the start.") from None
-    if state["config"] != asdict(config):
-        raise RuntimeError(f"{path} belongs to another run configuration; delete it to train this run from the start.")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
-    if state["cuda_rng"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    if augment is not None and state["bank"]:
-        augment.bank = {int(k): v.to(augment.device) for k, v in state["bank"].items()}
-    return state["step"], state["history"], state["elapsed"]
+    run = Run(config, train_set, test_set, split, generator_run=generator_run, segments_cache=segments_cache,
+              augment=augment, checkpoint=checkpoint, checkpoint_every=checkpoint_every, graphed=graphed)
+    return train_pack([run], progress=progress)[0]
 
 
 @torch.no_grad()
@@ -382,7 +254,7 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({model}, {torch.get_num_threads()} threads)"
 
 
-def _versions() -> dict:
+def versions() -> dict:
     import numpy
 
     from . import __version__

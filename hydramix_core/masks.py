@@ -88,12 +88,14 @@ def random_crop_flip(tensors: list[torch.Tensor], *, pad: int, generator: torch.
 
     All tensors are [B, C, H, W] of the same B, H, W (images and their label maps); labels
     pass through unchanged in value (reflect padding copies, it does not interpolate).
+    Random numbers are drawn on the generator's device (none: the tensors' device).
     """
     batch, height, width = tensors[0].shape[0], tensors[0].shape[-2], tensors[0].shape[-1]
     device = tensors[0].device
-    dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
-    dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
-    flip = (torch.rand(batch, generator=generator) < 0.5).to(device)
+    draws = generator.device if generator is not None else device  # CPU draws stay CPU draws, whatever the data
+    dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=draws).to(device)
+    dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=draws).to(device)
+    flip = (torch.rand(batch, generator=generator, device=draws) < 0.5).to(device)
     rows = dy[:, None] + torch.arange(height, device=device)  # [B, H]
     cols = dx[:, None] + torch.arange(width, device=device)  # [B, W]
     cols = torch.where(flip[:, None], cols.flip(1), cols)
@@ -109,12 +111,19 @@ def random_crop_flip(tensors: list[torch.Tensor], *, pad: int, generator: torch.
 # --- masks -------------------------------------------------------------------------------
 
 def make_masks(kind: str, *, segs: torch.Tensor | None = None, batch: int | None = None, n_mix: int | None = None,
-               out_size: int, generator: torch.Generator, soft_edges: float = 0.0, grid_size: int = 4) -> torch.Tensor:
-    """Sample masks [B, N, out_size, out_size]; see the module docstring for the kinds."""
+               out_size: int, generator: torch.Generator, soft_edges: float = 0.0, grid_size: int = 4,
+               num_segments: int | None = None) -> torch.Tensor:
+    """Sample masks [B, N, out_size, out_size]; see the module docstring for the kinds.
+
+    Random numbers are drawn on the generator's device; segment masks are returned on the
+    segmentations' device, grid masks on the generator's. ``num_segments`` (an upper bound
+    on the label count) spares the host a look at ``segs`` (needed inside a CUDA graph).
+    """
     if kind in ("hydramix", "chimeramix_seg"):
         if segs is None:
             raise ValueError(f"mask kind {kind!r} needs segmentations")
-        masks = hydramix_segment_masks(segs, generator) if kind == "hydramix" else chimeramix_segment_masks(segs, generator)
+        masks = (hydramix_segment_masks(segs, generator, num_segments=num_segments) if kind == "hydramix"
+                 else chimeramix_segment_masks(segs, generator))
         masks = F.interpolate(masks, size=(out_size, out_size), mode="nearest")
     elif kind in ("grid", "chimeramix_grid"):
         if batch is None or n_mix is None:
@@ -127,22 +136,21 @@ def make_masks(kind: str, *, segs: torch.Tensor | None = None, batch: int | None
     return soften(masks, soft_edges) if soft_edges > 0 else masks
 
 
-def hydramix_segment_masks(segs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def hydramix_segment_masks(segs: torch.Tensor, generator: torch.Generator, *, num_segments: int | None = None) -> torch.Tensor:
     """N-way segment pasting at the segmentation's resolution: segs [B,N,H,W] -> [B,N,H,W] one-hot."""
     segs = segs.long()
     batch, n_mix = segs.shape[:2]
     if n_mix < 1:
         raise ValueError(f"n_mix must be >= 1, got {n_mix}")
-    num_segments = int(segs.max()) + 1
-    device = segs.device
-    position = torch.argsort(torch.rand(batch, n_mix, generator=generator), dim=1).argsort(dim=1)  # [B, N] in 0..N-1
+    num_segments = num_segments or int(segs.max()) + 1
+    device, draws = segs.device, generator.device
+    position = torch.argsort(torch.rand(batch, n_mix, generator=generator, device=draws), dim=1).argsort(dim=1)  # [B, N]
     paste_prob = 1.0 / (position.float() + 1)  # canvas (position 0) pastes everything
-    chosen = torch.rand(batch, n_mix, num_segments, generator=generator) < paste_prob[..., None]  # [B, N, S]
+    chosen = torch.rand(batch, n_mix, num_segments, generator=generator, device=draws) < paste_prob[..., None]  # [B, N, S]
     chosen, position = chosen.to(device), position.to(device)
     pasted = torch.gather(chosen, 2, segs.flatten(2)).view_as(segs)  # [B, N, H, W]
     priority = pasted * (position[..., None, None] + 1)  # later pastes win; 0 where not pasted
-    owner = priority.argmax(dim=1)  # [B, H, W]
-    return F.one_hot(owner, n_mix).permute(0, 3, 1, 2).float()
+    return _one_hot(priority.argmax(dim=1), n_mix)
 
 
 def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -150,10 +158,11 @@ def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator) -> 
     if segs.shape[1] != 2:
         raise ValueError(f"chimeramix_seg mixes 2 images, got {segs.shape[1]}")
     seg_b = segs[:, 1].long()
-    num_segments = seg_b.flatten(1).max(1).values.cpu() + 1  # [B]
-    low = (torch.rand(len(seg_b), generator=generator) * (num_segments - 1).clamp(min=1)).long()
+    draws = generator.device
+    num_segments = seg_b.flatten(1).max(1).values.to(draws) + 1  # [B]
+    low = (torch.rand(len(seg_b), generator=generator, device=draws) * (num_segments - 1).clamp(min=1)).long()
     high_span = torch.maximum(low + 2, num_segments) - (low + 1)
-    high = low + 1 + (torch.rand(len(seg_b), generator=generator) * high_span).long()
+    high = low + 1 + (torch.rand(len(seg_b), generator=generator, device=draws) * high_span).long()
     low, high = low.to(seg_b.device)[:, None, None], high.to(seg_b.device)[:, None, None]
     show_a = ((seg_b >= low) & (seg_b < high)).float()
     return torch.stack([show_a, 1 - show_a], dim=1)
@@ -162,15 +171,21 @@ def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator) -> 
 def grid_masks(batch: int, n_mix: int, *, out_size: int, grid_size: int, generator: torch.Generator) -> torch.Tensor:
     """Each cell of a grid_size^2 grid goes to one of n_mix images (ChimeraMix's layout: nearest-
     upsampled to out_size + out_size // grid_size, then cropped at a random shift)."""
-    cells = torch.randint(0, n_mix, (batch, 1, grid_size, grid_size), generator=generator).float()
+    device = generator.device
+    cells = torch.randint(0, n_mix, (batch, 1, grid_size, grid_size), generator=generator, device=device).float()
     pad = max(1, out_size // grid_size)
     upsampled = F.interpolate(cells, size=(out_size + pad, out_size + pad), mode="nearest")[:, 0].long()
-    dy = torch.randint(0, pad, (batch,), generator=generator)
-    dx = torch.randint(0, pad, (batch,), generator=generator)
-    rows = dy[:, None] + torch.arange(out_size)  # [B, out]
-    cols = dx[:, None] + torch.arange(out_size)
-    owner = upsampled[torch.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]  # [B, out, out]
-    return F.one_hot(owner, n_mix).permute(0, 3, 1, 2).float()
+    dy = torch.randint(0, pad, (batch,), generator=generator, device=device)
+    dx = torch.randint(0, pad, (batch,), generator=generator, device=device)
+    rows = dy[:, None] + torch.arange(out_size, device=device)  # [B, out]
+    cols = dx[:, None] + torch.arange(out_size, device=device)
+    owner = upsampled[torch.arange(batch, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]  # [B, out, out]
+    return _one_hot(owner, n_mix)
+
+
+def _one_hot(owner: torch.Tensor, n_mix: int) -> torch.Tensor:
+    """[B, H, W] image indices -> one-hot masks [B, N, H, W] (no host check of the index range)."""
+    return (owner[:, None] == torch.arange(n_mix, device=owner.device)[None, :, None, None]).float()
 
 
 def soften(masks: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -8,13 +8,14 @@ Layout under a results folder (``results/<profile>/``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from .classifier import GENERATOR_METHODS, DIRECT_METHODS, ClassifierConfig, parse_method, train_classifier
+from .classifier import GENERATOR_METHODS, DIRECT_METHODS, ClassifierConfig, parse_method
 from .data import load_dataset
 from .outputs import LockedError, hold, write_atomic
 from .splits import get_split, split_filename
@@ -44,40 +45,63 @@ def run_sweep(configs: list[ClassifierConfig], results_dir, *, progress: bool = 
     return load_runs([run_path(results_dir, c) for c in configs])
 
 
-def train_runs(configs: list[ClassifierConfig], results_dir, *, progress: bool = True, skip_locked: bool = False) -> list[str]:
+# Runs trained at once on one GPU by default: on an H200, 8 graphed WRN-16-8 runs on streams gave
+# 99% of the run-steps/s of 16 (GPU.md); benchmarks/sweep_throughput.py measures it again.
+CUDA_PACK_SIZE = 8
+
+
+def train_runs(configs: list[ClassifierConfig], results_dir, *, progress: bool = True, skip_locked: bool = False,
+               pack_size: int | None = None) -> list[str]:
     """Train the configs whose result does not exist; returns the run names trained here.
 
-    Each run holds the write lock of its result file, checks again that the result is still
-    missing, trains (checkpointing to ``checkpoints/classifiers/`` every 10 epochs, and
-    resuming from there after a preemption), writes the result atomically and deletes its
-    checkpoint. A run locked by another process is an error, or skipped with ``skip_locked``
-    (cluster workers share the work that way).
+    Runs are trained in packs of ``pack_size`` (default: ``CUDA_PACK_SIZE`` on CUDA, where a
+    pack's runs train concurrently, and 1 on CPU). Each run holds the write lock of its result
+    file, checks again that the result is still missing, trains (checkpointing to
+    ``checkpoints/classifiers/`` every 10 epochs, and resuming from there after a preemption),
+    writes the result atomically and deletes its checkpoint. A run locked by another process
+    is an error, or skipped with ``skip_locked`` (cluster workers share the work that way).
     """
     from tqdm.auto import tqdm
+
+    from .engine import train_pack
 
     results_dir = Path(results_dir)
     datasets, trained = {}, []
     todo = [c for c in configs if not run_path(results_dir, c).exists()]
-    for config in tqdm(todo, desc="sweep", disable=not progress or not todo):
-        path = run_path(results_dir, config)
-        try:
-            with hold(path, what="run"):
+    if not todo:
+        return trained
+    size = pack_size or (CUDA_PACK_SIZE if resolve_device(todo[0].device).type == "cuda" else 1)
+    bar = tqdm(total=len(todo), desc="sweep", disable=not progress)
+    for start in range(0, len(todo), size):
+        with contextlib.ExitStack() as held:
+            pack, runs = [], []
+            for config in todo[start:start + size]:
+                path = run_path(results_dir, config)
+                try:
+                    held.enter_context(hold(path, what="run"))
+                except LockedError:
+                    if not skip_locked:
+                        raise
+                    continue
                 if path.exists():  # finished by another worker meanwhile
                     continue
                 if config.dataset not in datasets:
                     datasets[config.dataset] = (load_dataset(config.dataset, train=True),
                                                 load_dataset(config.dataset, train=False))
-                record = _train_run(config, results_dir, *datasets[config.dataset], progress=progress)
-                write_atomic(path, json.dumps(record, indent=1) + "\n")
+                pack.append(config)
+                runs.append(_make_run(config, results_dir, *datasets[config.dataset]))
+            for config, record in zip(pack, train_pack(runs, progress=progress)):
+                write_atomic(run_path(results_dir, config), json.dumps(record, indent=1) + "\n")
                 classifier_checkpoint(results_dir, config).unlink(missing_ok=True)
                 trained.append(config.run_name)
-        except LockedError:
-            if not skip_locked:
-                raise
+        bar.update(len(todo[start:start + size]))
+    bar.close()
     return trained
 
 
-def _train_run(config: ClassifierConfig, results_dir: Path, train_set, test_set, *, progress: bool) -> dict:
+def _make_run(config: ClassifierConfig, results_dir: Path, train_set, test_set):
+    from .engine import Run
+
     split = get_split(train_set, config.samples_per_class, config.seed, results_dir / "splits")
     base, _ = parse_method(config.method)
     generator_run = None
@@ -85,8 +109,8 @@ def _train_run(config: ClassifierConfig, results_dir: Path, train_set, test_set,
         folder = generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, GENERATOR_METHODS[base])
         generator_run = load_generator(folder, split=split, device=str(resolve_device(config.device)))
     cache = results_dir / "checkpoints" / "segments" / f"{split.filename[:-5]}.pt" if base in DIRECT_METHODS else None
-    return train_classifier(config, train_set, test_set, split, generator_run=generator_run, segments_cache=cache,
-                            progress=progress, checkpoint=classifier_checkpoint(results_dir, config))
+    return Run(config, train_set, test_set, split, generator_run=generator_run, segments_cache=cache,
+               checkpoint=classifier_checkpoint(results_dir, config))
 
 
 def load_runs(paths) -> pd.DataFrame:

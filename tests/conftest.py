@@ -5,6 +5,9 @@ import pytest
 import torch
 
 from hydramix_core.data import data_root, install_image_folder_archive, load_dataset
+from hydramix_core.splits import create_split, save_split
+from hydramix_core.study import generator_folder
+from hydramix_core.train_generator import GeneratorConfig, train_generator
 
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_ARCHIVES = [REPO.parent / "shared/data/cifar10-jpeg.tar.gz", Path("/work/shared/data/cifar10-jpeg.tar.gz")]
@@ -56,3 +59,22 @@ def interrupt_generator_at(monkeypatch):
         return lambda: monkeypatch.setattr(tg, "_step_generator", original)
 
     return arm
+
+
+@pytest.fixture(scope="session")
+def split(cifar10_train):
+    return create_split(cifar10_train, samples_per_class=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def generators(cifar10_train, split, tmp_path_factory):
+    """Tiny generators (2 steps) for each mask kind the generator methods need, in a results layout."""
+    results = tmp_path_factory.mktemp("results")
+    save_split(split, results / "splits")
+    runs = {}
+    for kind, n_mix in [("hydramix", (2, 3)), ("chimeramix_grid", (2,)), ("chimeramix_seg", (2,))]:
+        config = GeneratorConfig(dataset="cifar10", samples_per_class=2, seed=0, ngf=4, ndf=4, batch_size=4, steps=2,
+                                 mask_kind=kind, n_mix=n_mix)
+        runs[kind] = train_generator(config, cifar10_train, split, generator_folder(results, "cifar10", 2, 0, kind),
+                                     progress=False)
+    return results, runs

@@ -6,30 +6,11 @@ import torch
 import hydramix_core.study as study
 from hydramix_core.augment import HydraMixAugment
 from hydramix_core.classifier import BASE_METHODS, ClassifierConfig, build_classifier, parse_method, train_classifier
-from hydramix_core.splits import create_split, save_split
-from hydramix_core.study import generator_folder, run_sweep, sweep_configs
-from hydramix_core.train_generator import CheckpointError, GeneratorConfig, train_generator
+from hydramix_core.splits import create_split
+from hydramix_core.study import run_sweep, sweep_configs
+from hydramix_core.train_generator import CheckpointError
 
 TINY = dict(model="wrn16_2", steps=2, test_subset=2, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def split(cifar10_train):
-    return create_split(cifar10_train, samples_per_class=2, seed=0)
-
-
-@pytest.fixture(scope="module")
-def generators(cifar10_train, split, tmp_path_factory):
-    """Tiny generators (2 steps) for each mask kind the generator methods need, in a results layout."""
-    results = tmp_path_factory.mktemp("results")
-    save_split(split, results / "splits")
-    runs = {}
-    for kind, n_mix in [("hydramix", (2, 3)), ("chimeramix_grid", (2,)), ("chimeramix_seg", (2,))]:
-        config = GeneratorConfig(dataset="cifar10", samples_per_class=2, seed=0, ngf=4, ndf=4, batch_size=4, steps=2,
-                                 mask_kind=kind, n_mix=n_mix)
-        runs[kind] = train_generator(config, cifar10_train, split, generator_folder(results, "cifar10", 2, 0, kind),
-                                     progress=False)
-    return results, runs
 
 
 @pytest.mark.parametrize("method", list(BASE_METHODS) + ["hydramix+autoaugment", "mixup+autoaugment"])
@@ -127,8 +108,9 @@ def test_sweep_writes_one_file_per_run_and_skips_finished(cifar10_root, generato
     def fail(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(study, "train_classifier", fail)
-    assert len(run_sweep(configs, results, progress=False)) == 2
+    with monkeypatch.context() as patch:
+        patch.setattr(study, "_make_run", fail)
+        assert len(run_sweep(configs, results, progress=False)) == 2
 
     missing = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[1], methods=["hydramix"], **TINY)
     with pytest.raises(CheckpointError, match="No generator checkpoint at .*cifar10_n2_seed1"):
@@ -153,7 +135,7 @@ def test_bank_serves_the_right_class_and_refreshes_a_fraction():
 def test_checkpointed_run_resumes_bit_identical(method, cifar10_train, cifar10_test, split, generators, tmp_path,
                                                 monkeypatch):
     """A run killed mid-epoch resumes from its last epoch-boundary checkpoint to the same result."""
-    import hydramix_core.classifier as classifier
+    import hydramix_core.engine as engine
 
     _, runs = generators
     # 2 images/class repeated to 4 per class per epoch: 40 samples = 4 steps of 10 per epoch
@@ -162,7 +144,7 @@ def test_checkpointed_run_resumes_bit_identical(method, cifar10_train, cifar10_t
     train = dict(generator_run=runs["hydramix"], progress=False, checkpoint_every=1)
     full = train_classifier(config, cifar10_train, cifar10_test, split, **train, checkpoint=tmp_path / "full.pt")
 
-    original, calls = classifier.random_crop_flip, []
+    original, calls = engine.random_crop_flip, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -170,11 +152,11 @@ def test_checkpointed_run_resumes_bit_identical(method, cifar10_train, cifar10_t
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(classifier, "random_crop_flip", interrupted)
+    monkeypatch.setattr(engine, "random_crop_flip", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_classifier(config, cifar10_train, cifar10_test, split, **train, checkpoint=tmp_path / "run.pt")
     assert torch.load(tmp_path / "run.pt", weights_only=True)["step"] == 8
-    monkeypatch.setattr(classifier, "random_crop_flip", original)
+    monkeypatch.setattr(engine, "random_crop_flip", original)
     resumed = train_classifier(config, cifar10_train, cifar10_test, split, **train, checkpoint=tmp_path / "run.pt")
     assert resumed["history"] == full["history"] and resumed["accuracy"] == full["accuracy"]
     assert resumed["per_class_accuracy"] == full["per_class_accuracy"]

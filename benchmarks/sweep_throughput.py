@@ -1,0 +1,146 @@
+"""Benchmark 4: classifier run-steps/s in packs of K runs, graphed and eager; projected cost of a profile.
+
+    python -m benchmarks.sweep_throughput                                   # GPU: K = 1, 4, 8, 16; ~3 minutes
+    python -m benchmarks.sweep_throughput --packs 1 2 --steps 10 --warmup 2 # CPU (eager only)
+
+For each method (baseline, mixup, autoaugment, hydramix with an untrained ngf-64 generator,
+N from {2,3,4}, p_gen 0.5 per sample; its speed does not depend on its weights), K runs
+of WRN-16-8 (K copies of the seed-0 run: a step's cost does not depend on the seed) at batch 10 on a CIFAR-10 split are built and warmed up
+(``--warmup`` steps each: on CUDA the graphs are captured then), then ``--steps`` steps of
+each are issued in turn as ``train_pack`` does and timed: run-steps/s = K x steps / seconds.
+On CUDA, K = 1 is also run eagerly (``graphed=False``, today's step without graphs) in the
+same process. Generator: steps/s of ``train_generator`` at ngf 64, batch 64, N = 2/3/4.
+
+Projection: every classifier run and generator of ``--profile`` (default: paper, the
+ciFAIR-10 table) at the best measured rate of its kind (classic methods at baseline's,
+MixUp/CutMix at MixUp's, AutoAugment/TrivialAugment at AutoAugment's, generator methods at
+HydraMix's; their direct ablations too), in GPU-hours on this device.
+"""
+
+import argparse
+import contextlib
+import math
+import time
+from dataclasses import replace
+
+import torch
+
+from hydramix_core.classifier import ClassifierConfig, parse_method
+from hydramix_core.data import load_dataset
+from hydramix_core.engine import Run
+from hydramix_core.masks import felzenszwalb_segments
+from hydramix_core.splits import create_split, epoch_length
+from hydramix_core.sweep import load_profile
+from hydramix_core.train_generator import GeneratorConfig, GeneratorRun, build_models, resolve_device
+
+from .common import emit, synchronize
+from .generator_step import mixes_per_second
+
+METHODS = ("baseline", "mixup", "autoaugment", "hydramix")
+
+
+def run_steps_per_second(runs: list[Run], *, warmup: int, steps: int) -> float:
+    def issue(count):
+        for _ in range(count):
+            for run in runs:
+                with torch.cuda.stream(run.stream) if run.stream is not None else contextlib.nullcontext():
+                    run.advance()
+
+    issue(warmup)
+    synchronize()
+    start = time.perf_counter()
+    issue(steps)
+    synchronize()
+    return len(runs) * steps / (time.perf_counter() - start)
+
+
+def rate_kind(method: str) -> str:
+    base, autoaugment = parse_method(method)
+    if base.startswith(("hydramix", "chimeramix")):
+        return "hydramix"
+    if autoaugment or base == "trivialaugment":
+        return "autoaugment"
+    return "mixup" if base in ("mixup", "cutmix") else "baseline"
+
+
+def project(profile_name: str, best: dict, generator_steps_per_s: float) -> dict:
+    """GPU-hours of a profile's classifier runs and generators at the measured rates."""
+    from hydramix_core.sweep import plan
+
+    _, profile = load_profile(profile_name)
+    num_classes = {"cifair10": 10, "cifar10": 10, "cifair100": 100, "cifar100": 100, "stl10": 10}[profile["dataset"]]
+    hours = {"classifier": 0.0, "generator": 0.0}
+    units = plan(profile, "/nonexistent-results")
+    for unit in units:
+        for config in unit.configs:
+            if unit.kind == "generator":
+                per_epoch = max(1, epoch_length(config.samples_per_class * num_classes, config.samples_per_class,
+                                                config.samples_per_class_per_epoch) // config.batch_size)
+                hours["generator"] += (config.steps or config.epochs * per_epoch) / generator_steps_per_s / 3600
+            else:
+                resolved = config.resolved(96 if profile["dataset"] == "stl10" else 32)
+                per_epoch = math.ceil(epoch_length(config.samples_per_class * num_classes, config.samples_per_class,
+                                                   resolved.samples_per_class_per_epoch) / resolved.batch_size)
+                hours["classifier"] += (config.steps or config.epochs * per_epoch) / best[rate_kind(config.method)] / 3600
+    runs = sum(len(u.configs) for u in units if u.kind == "classifier")
+    return {"profile": profile_name, "classifier_runs": runs, "generators": sum(u.kind == "generator" for u in units),
+            **{f"{k}_gpu_hours": round(v, 2) for k, v in hours.items()}, "total_gpu_hours": round(sum(hours.values()), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--packs", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--generator-steps", type=int, default=20)
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    train_set, test_set = load_dataset("cifar10"), load_dataset("cifar10", train=False)
+    split = create_split(train_set, samples_per_class=10, seed=0)
+    few = train_set.subset(split.indices)
+    gen_config = GeneratorConfig(dataset="cifar10", samples_per_class=10, seed=0).resolved(32)
+    generator, _ = build_models(gen_config)
+    generator_run = GeneratorRun(generator.to(device).eval(), gen_config,
+                                 {"dataset": "cifar10", "samples_per_class": 10, "seed": 0, "fingerprint": split.fingerprint},
+                                 felzenszwalb_segments(few.images, size=64, scale=60, min_size=60))
+    base = ClassifierConfig(dataset="cifar10", samples_per_class=10, seed=0, model="wrn16_8", batch_size=10,
+                            steps=10**6, test_subset=1, device=str(device))
+
+    def build(method, count, graphed=None):
+        return [Run(replace(base, method=method), train_set, test_set, split, generator_run=generator_run,
+                    graphed=graphed) for _ in range(count)]
+
+    rows = []
+    for method in args.methods:
+        modes = [("graphed", None)] + ([("eager", False)] if device.type == "cuda" else [])
+        for mode, graphed in modes:
+            for count in args.packs if mode == "graphed" else [1]:
+                row = {"method": method, "engine": mode if device.type == "cuda" else "eager", "runs": count}
+                try:
+                    rate = run_steps_per_second(build(method, count, graphed), warmup=args.warmup, steps=args.steps)
+                except Exception as error:  # one failing configuration must not hide the others' figures
+                    rows.append({**row, "error": f"{type(error).__name__}: {error}"})
+                    print(rows[-1], flush=True)
+                    continue
+                rows.append({**row, "run_steps_per_s": round(rate, 1), "ms_per_run_step": round(1000 / rate, 3)})
+                print(rows[-1], flush=True)
+                torch.cuda.empty_cache() if device.type == "cuda" else None
+    best = {m: max(r["run_steps_per_s"] for r in rows if r["method"] == m and "error" not in r)
+            for m in args.methods if any(r["method"] == m and "error" not in r for r in rows)}
+    ratios = {f"{m}_vs_baseline": round(best[m] / best["baseline"], 3) for m in args.methods if "baseline" in best}
+    generator_rows = [{"n_mix": n, "steps_per_s": round(mixes_per_second(train_set, split, ngf=64, batch=64, n_mix=n,
+                                                                         steps=args.generator_steps, device=str(device)) / 64, 2)}
+                      for n in (2, 3, 4)]
+    generator_rate = sum(r["steps_per_s"] for r in generator_rows) / len(generator_rows)
+    projection = project(args.profile, best, generator_rate) if set(METHODS) <= set(best) else None
+    emit("sweep_throughput", {"model": "wrn16_8", "batch": 10, "steps_timed": args.steps, "warmup": args.warmup,
+                              "rows": rows, "best_run_steps_per_s": best, "ratios": ratios,
+                              "generator": {"ngf": 64, "batch": 64, "engine": "eager (not graphed)", "rows": generator_rows},
+                              "projection": projection})
+
+
+if __name__ == "__main__":
+    main()

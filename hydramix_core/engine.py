@@ -1,0 +1,327 @@
+"""Classifier runs as one capturable training step each, and packs of runs trained together.
+
+    runs = [Run(config, train_set, test_set, split, generator_run=run) for config in configs]
+    records = train_pack(runs)    # CUDA: concurrently, each run its own CUDA graphs and stream
+
+A step does everything on the device with static shapes and no host synchronisation: the
+batch's indices from the epoch's order, crop and flip, the method's augmentation
+(classic.py; augment.py's draw/render for generated samples, each sample replaced with
+probability p_gen through ``torch.where``), forward, loss, backward, and fused
+SGD-Nesterov at a cosine learning rate held in a device tensor. Every random number comes
+from the run's own generator on its device (the model's dropout too) and every host choice
+(which N a batch mixes; ChimeraMix's whole-batch replacement) from the run's own host
+generator, so a run's result does not depend on its pack: on CPU it is bit-identical alone
+or in a pack (tests/test_engine.py).
+
+On CUDA each distinct host choice is one CUDA graph, captured on first use after a few
+warm-up steps whose effects (weights, momentum, statistics, random state) are undone, and
+replayed on the run's stream; runs of a pack take turns issuing steps, so their graphs run
+concurrently. On CPU (or ``graphed=False``) the same step runs eagerly, one run after the
+other, and the generator network runs only on the samples replaced (the random draws are
+the same), which keeps HydraMix cheap where compute is the limit. A per-class bank of
+generated samples (``bank_size``) is host logic and always runs eagerly.
+
+Epochs: the split repeated to ~500 samples per class, shuffled; an epoch that does not
+fill its last batch wraps around to the start of its own order (static batch size).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .classic import AutoAugment, cutmix, cutout, mixup, random_erasing
+from .classifier import (ClassifierConfig, Dropout, build_classifier, device_name, evaluate, make_augment,
+                         parse_method, versions)
+from .data import ImageSet
+from .masks import random_crop_flip
+from .outputs import replacing
+from .splits import FewShotSplit, epoch_length
+
+WARMUP_STEPS = 3  # eager steps before a capture (cuBLAS/cuDNN set-up, optimiser state); undone afterwards
+
+
+class Run:
+    """One classifier run's whole state on its device (see the module docstring)."""
+
+    def __init__(self, config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
+                 generator_run=None, segments_cache=None, augment=None, checkpoint=None, checkpoint_every: int = 10,
+                 graphed: bool | None = None):
+        from .train_generator import resolve_device
+
+        if split.fingerprint != train_set.fingerprint():
+            raise ValueError(f"split {split.filename} was not drawn from this {train_set.name} data")
+        if (config.dataset, config.samples_per_class, config.seed) != (split.dataset, split.samples_per_class, split.seed):
+            raise ValueError(f"config {config.run_name} does not match split {split.filename}")
+        self.config = config = config.resolved(train_set.image_size)
+        self.base, use_autoaugment = parse_method(config.method)
+        self.device = device = resolve_device(config.device)
+        self.test_set, self.split, self.generator_run = test_set, split, generator_run
+        self.num_classes, self.image_size = train_set.num_classes, train_set.image_size
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every = checkpoint_every
+
+        self.rng = torch.Generator(device).manual_seed(config.seed)  # every random number of a step
+        self.host_rng = torch.Generator().manual_seed(config.seed)  # host choices: N per batch, whole-batch replacement
+        few = train_set.subset(split.indices)
+        self.augment = augment or make_augment(config, few, generator_run, segments_cache, device=device)
+        self.graphed = (device.type == "cuda" and not self.bank) if graphed is None else graphed
+        if self.graphed and (device.type != "cuda" or self.bank):
+            raise ValueError("graphed steps need a CUDA device and bank_size 0")
+        with torch.random.fork_rng(devices=[]):  # the weights' initialisation depends on the seed alone
+            torch.manual_seed(config.seed)
+            model = build_classifier(config.model, train_set.num_classes)
+        for module in model.modules():
+            if isinstance(module, Dropout):
+                module.generator = self.rng
+        self.channels_last = config.channels_last and device.type == "cuda"
+        self.model = model.to(device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
+        self.lr = torch.tensor(config.lr, device=device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9, nesterov=True,
+                                         weight_decay=config.weight_decay, fused=True)
+        self.policy = (AutoAugment("autoaugment" if use_autoaugment else "trivialaugment", image_size=self.image_size,
+                                   device=device) if use_autoaugment or self.base == "trivialaugment" else None)
+
+        self.pool, self.pool_labels = few.images.to(device), few.labels.to(device)
+        self.samples_per_epoch = epoch_length(len(few), config.samples_per_class, config.samples_per_class_per_epoch)
+        self.steps_per_epoch = math.ceil(self.samples_per_epoch / config.batch_size)
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        # Device state a step reads and writes in place (static addresses for the graphs).
+        self.order = torch.zeros(self.steps_per_epoch * config.batch_size, dtype=torch.long, device=device)
+        self.batch_in_epoch = torch.zeros((), dtype=torch.long, device=device)
+        self.step_count = torch.zeros((), dtype=torch.float64, device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.step, self.history, self.elapsed, self.graphs = 0, [], 0.0, {}
+        self._started = time.perf_counter()  # train_pack sets it again when this run's training starts
+        if self.checkpoint is not None and self.checkpoint.exists():
+            self._resume()
+        self.model.train()
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        if self.stream is not None:  # everything above was queued on the default stream
+            self.stream.wait_stream(torch.cuda.current_stream(device))
+
+    @property
+    def bank(self) -> bool:
+        return self.augment is not None and self.augment.bank_size > 0
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    # --- one step ---------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Issue one training step (and an epoch's start or end work on its boundaries)."""
+        if self.step % self.steps_per_epoch == 0:
+            self._start_epoch()
+        key = self._host_choice()
+        if self.graphed:
+            if key not in self.graphs:
+                self.graphs[key] = self._capture(key)
+            self.graphs[key].replay()
+        else:
+            self._step(*key)
+        self.step += 1
+        if self.step % self.steps_per_epoch == 0 or self.done:
+            self._end_epoch()
+
+    def _host_choice(self) -> tuple[int, bool]:
+        """(N mixed this batch, whether this batch is generated at all): one graph per distinct pair."""
+        if self.augment is None:
+            return 0, False
+        choices = self.augment.n_mix
+        n_mix = choices[int(torch.randint(len(choices), (), generator=self.host_rng))] if len(choices) > 1 else choices[0]
+        generate = bool(torch.rand((), generator=self.host_rng) < self.augment.p_gen) if self.augment.per_batch else True
+        return n_mix, generate
+
+    def _step(self, n_mix: int, generate: bool) -> None:
+        config, rng = self.config, self.rng
+        index = self.order.view(self.steps_per_epoch, config.batch_size).index_select(0, self.batch_in_epoch.view(1))[0]
+        images, labels = self.pool[index], self.pool_labels[index]  # uint8 [B,3,H,W], [B]
+        images = random_crop_flip([images], pad=config.crop_pad, generator=rng)[0]
+        if self.policy is not None:
+            images = self.policy(images, rng)
+        images = images.float() / 255
+        if self.augment is not None and generate:
+            images = self._generated(images, labels, n_mix)
+        if self.base == "cutout":
+            images = cutout(images, rng, size=self.image_size // 2)
+        elif self.base == "random_erasing":
+            images = random_erasing(images, rng)
+        images = (images - 0.5) / 0.5
+        targets = labels
+        if self.base == "mixup":
+            images, targets = mixup(images, labels, self.num_classes, rng)  # soft labels [B, C]
+        elif self.base == "cutmix":
+            images, targets = cutmix(images, labels, self.num_classes, rng)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp, cache_enabled=False):
+            loss = F.cross_entropy(self.model(images).float(), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # Cosine schedule in closed form (CosineAnnealingLR, eta_min 0) from the device step count.
+        self.lr.copy_(config.lr * 0.5 * (1 + torch.cos(math.pi * self.step_count / self.total_steps)))
+        self.optimizer.step()
+        self.loss_sum += loss.detach()
+        self.batch_in_epoch += 1
+        self.step_count += 1
+
+    def _generated(self, images: torch.Tensor, labels: torch.Tensor, n_mix: int) -> torch.Tensor:
+        augment = self.augment
+        if self.bank:
+            return augment(images, labels, generator=self.rng)[0]
+        replace = (torch.ones(len(images), dtype=torch.bool, device=self.device) if augment.per_batch
+                   else torch.rand(len(images), generator=self.rng, device=self.device) < augment.p_gen)
+        tuples, masks, _ = augment.draw(labels, n_mix, self.rng)
+        if self.graphed:  # generate for the whole batch, keep per sample
+            return torch.where(replace[:, None, None, None], augment.render(tuples, masks).to(images.dtype), images)
+        keep = replace.nonzero()[:, 0]
+        if len(keep) == 0:
+            return images
+        images = images.clone()
+        images[keep] = augment.render(tuples[keep], masks[keep]).to(images.dtype)
+        return images
+
+    def _start_epoch(self) -> None:
+        order = torch.randperm(self.samples_per_epoch, generator=self.rng, device=self.device) % len(self.pool)
+        padding = len(self.order) - len(order)
+        self.order.copy_(torch.cat([order, order[:padding]]) if padding else order)
+        self.batch_in_epoch.zero_()
+
+    def _end_epoch(self) -> None:
+        steps = (self.step - 1) % self.steps_per_epoch + 1
+        entry = {"step": self.step, "loss": self.loss_sum / steps}  # a device tensor until read (no sync here)
+        self.loss_sum.zero_()
+        epoch = math.ceil(self.step / self.steps_per_epoch)
+        if self.config.eval_every and epoch % self.config.eval_every == 0 and not self.done:
+            entry["accuracy"] = evaluate(self.model, self.test_set, self.config, self.device, self.use_amp)["accuracy"]
+            self.model.train()
+        self.history.append(entry)
+        if self.checkpoint is not None and epoch % self.checkpoint_every == 0 and not self.done:
+            self._save()
+
+    # --- CUDA graphs ------------------------------------------------------------------------
+
+    def _state_tensors(self) -> list[torch.Tensor]:
+        """Everything a step changes in place."""
+        optimizer_state = [t for state in self.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+        return [*self.model.parameters(), *self.model.buffers(), *optimizer_state,
+                self.batch_in_epoch, self.step_count, self.loss_sum, self.lr]
+
+    def _capture(self, key: tuple[int, bool]) -> torch.cuda.CUDAGraph:
+        before = {id(t): t.clone() for t in self._state_tensors()}
+        rng_state = self.rng.get_state()
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.stream):
+            for _ in range(WARMUP_STEPS):
+                self._step(*key)
+        graph = torch.cuda.CUDAGraph()
+        try:  # the run's own generator advances with each replay, as the default one does
+            graph.register_generator_state(self.rng)
+        except TypeError:
+            graph.register_generator_state(self.rng.graphsafe_get_state())
+        with torch.cuda.graph(graph, stream=self.stream):
+            self._step(*key)
+        with torch.cuda.stream(self.stream), torch.no_grad():
+            for tensor in self._state_tensors():  # undo the warm-up; momentum it created starts at zero
+                if id(tensor) in before:
+                    tensor.copy_(before[id(tensor)])
+                else:
+                    tensor.zero_()
+            self.rng.set_state(rng_state)
+        return graph
+
+    # --- checkpoints and the result ------------------------------------------------------------
+
+    def _materialise_history(self) -> None:
+        for entry in self.history:
+            entry["loss"] = float(entry["loss"])
+
+    def _save(self) -> None:
+        self._materialise_history()
+        state = {"config": asdict(self.config), "step": self.step, "history": self.history,
+                 "elapsed": self.elapsed + time.perf_counter() - self._started,
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "rng": self.rng.get_state(), "host_rng": self.host_rng.get_state(),
+                 "bank": {k: v.cpu() for k, v in self.augment.bank.items()} if self.bank else None}
+        with replacing(self.checkpoint) as tmp:
+            torch.save(state, tmp)
+
+    def _resume(self) -> None:
+        path = self.checkpoint
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise RuntimeError(f"{path} is not a readable classifier checkpoint ({type(error).__name__}); "
+                               f"delete it to train this run from the start.") from None
+        if state.get("config") != asdict(self.config) or "host_rng" not in state:
+            raise RuntimeError(f"{path} belongs to another run configuration or engine version; delete it to train "
+                               f"this run from the start.")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr  # the schedule writes this device tensor every step
+        self.rng.set_state(state["rng"])
+        self.host_rng.set_state(state["host_rng"])
+        if self.bank and state["bank"]:
+            self.augment.bank = {int(k): v.to(self.augment.device) for k, v in state["bank"].items()}
+        self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
+        self.step_count.fill_(self.step)
+
+    def record(self, pack_size: int) -> dict:
+        self._materialise_history()
+        config, generator_run = self.config, self.generator_run
+        evaluation = evaluate(self.model, self.test_set, config, self.device, self.use_amp)
+        uses_generator = generator_run is not None and self.augment is not None and self.augment.generator is not None
+        return {
+            "dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed,
+            "method": config.method, "p_gen": config.p_gen if self.augment is not None else None,
+            "accuracy": evaluation["accuracy"], "per_class_accuracy": evaluation["per_class_accuracy"],
+            "test_images": evaluation["test_images"], "steps": self.total_steps,
+            "train_time_s": round(self.elapsed, 2), "device": device_name(self.device),
+            "engine": {"graphed": self.graphed, "pack_size": pack_size},
+            "config": asdict(config), "split_fingerprint": self.split.fingerprint,
+            "generator": str(generator_run.path) if uses_generator else None,
+            "history": self.history, "versions": versions(),
+        }
+
+
+def train_pack(runs: list[Run], *, interleave: bool | None = None, progress: bool = True) -> list[dict]:
+    """Train the runs to the end; returns their result records in order.
+
+    ``interleave`` (default: on CUDA) issues the runs' steps in turn, each on its own stream,
+    so a GPU runs them concurrently; otherwise each run trains to the end in turn. Either
+    way each run's numbers are its own (tests/test_engine.py).
+    """
+    from tqdm.auto import tqdm
+
+    if not runs:
+        return []
+    interleave = all(run.device.type == "cuda" for run in runs) if interleave is None else interleave
+    total = sum(run.total_steps for run in runs)
+    name = runs[0].config.run_name if len(runs) == 1 else f"pack of {len(runs)} runs"
+    bar = tqdm(total=total, initial=sum(run.step for run in runs), desc=f"classifier {name}",
+               disable=not progress, mininterval=1.0)
+    for group in [runs] if interleave else [[run] for run in runs]:
+        for run in group:
+            run._started = time.perf_counter()
+        while active := [run for run in group if not run.done]:
+            for run in active:
+                with torch.cuda.stream(run.stream) if run.stream is not None else contextlib.nullcontext():
+                    run.advance()
+                if run.done:
+                    if run.stream is not None:
+                        run.stream.synchronize()
+                    run.elapsed += time.perf_counter() - run._started
+            bar.update(len(active))
+    bar.close()
+    return [run.record(len(runs)) for run in runs]
+

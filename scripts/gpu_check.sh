@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The GPU checks in one command, for a GPU machine without network: the CUDA tests, then the
+# throughput benchmark; logs and JSON go to $OUT.
+#
+#   mkdir -p device-data && cp cifar10-jpeg.tar.gz{,.sha256} device-data/   # once, beside the repo's files
+#   OUT=/tmp/gpu-check scripts/gpu_check.sh [benchmark options]
+#
+# The machine needs python3 with torch, torchvision, scikit-image, pandas, pyyaml, filelock,
+# tqdm and pytest (no papermill or open_clip). Each stage has a time limit, so a hang in one
+# still leaves the others' output.
+set -uo pipefail
+OUT=${OUT:-/tmp/hydramix-gpu-check}
+mkdir -p "$OUT"
+export HYDRAMIX_DATA=${HYDRAMIX_DATA:-/tmp/hydramix-data} PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$OUT/gpu.txt"
+python3 -m hydramix_core.data --install-archive device-data/cifar10-jpeg.tar.gz || exit 1
+timeout "${TEST_TIMEOUT:-240}" python3 -m pytest -q -s -p no:cacheprovider tests/test_engine.py tests/test_classic.py \
+    2>&1 | tee "$OUT/tests.log" | grep -v "^segmenting"
+timeout "${BENCH_TIMEOUT:-330}" python3 -m benchmarks.sweep_throughput "$@" 2>&1 | tee "$OUT/sweep_throughput.log"

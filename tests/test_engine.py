@@ -1,0 +1,131 @@
+"""The training engine: a run's result does not depend on its pack; p_gen per sample; the schedule.
+
+GPU tests (graphed runs) skip without CUDA; benchmarks/sweep_throughput.py reports the speed.
+"""
+
+import math
+
+import pytest
+import torch
+
+from hydramix_core.classifier import ClassifierConfig
+from hydramix_core.engine import Run, train_pack
+
+TINY = dict(model="wrn16_2", test_subset=2, samples_per_class_per_epoch=4)  # 2 images/class: 4 steps an epoch
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+PACK = [("baseline", {}), ("hydramix", {}), ("autoaugment", {}), ("mixup", {}), ("random_erasing", {}),
+        ("chimeramix_grid", {"per_batch": True, "n_mix": (2,)}), ("hydramix_direct", {}), ("cutmix", {})]
+
+
+def _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cpu", steps=9, pack=PACK, **kwargs):
+    _, generator_runs = generators
+    runs = []
+    for method, extra in pack:
+        config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method=method, steps=steps,
+                                  device=device, **TINY, **extra)
+        kind = "chimeramix_grid" if method.startswith("chimeramix_grid") else "hydramix"
+        generator_run = generator_runs[kind]
+        generator_run.generator.to(device)
+        runs.append(Run(config, cifar10_train, cifar10_test, split, generator_run=generator_run,
+                        segments_cache=tmp_path / "segments.pt", **kwargs))
+    return runs
+
+
+def _weights(run):
+    return {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+
+
+def test_a_run_in_an_interleaved_pack_equals_the_run_alone(cifar10_train, cifar10_test, split, generators, tmp_path):
+    """Steps of eight runs of different methods issued in turn give each run bit-identical
+    weights and history to training it alone: no run reads another's random numbers."""
+    pack = _runs(cifar10_train, cifar10_test, split, generators, tmp_path)
+    records = train_pack(pack, interleave=True, progress=False)
+    for index, (method, _) in enumerate(PACK):
+        alone = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, pack=[PACK[index]])
+        record = train_pack(alone, progress=False)[0]
+        assert record["history"] == records[index]["history"], method
+        weights, reference = _weights(pack[index]), _weights(alone[0])
+        assert all(torch.equal(weights[k], reference[k]) for k in reference), method
+    assert records[0]["engine"] == {"graphed": False, "pack_size": len(PACK)}
+    assert len({r["history"][-1]["loss"] for r in records}) == len(PACK)  # the methods did differ
+
+
+@pytest.mark.parametrize("per_batch", [False, True])
+def test_p_gen_replaces_each_sample_independently(per_batch, cifar10_train, cifar10_test, split, generators, tmp_path):
+    """0 replaces none, 1 all, 0.5 about half: per sample (mixed batches), or whole batches
+    with ChimeraMix's rule. The dense path (CUDA graphs) and the sparse one (eager) agree."""
+    for p_gen in (0.0, 0.5, 1.0):
+        run = _runs(cifar10_train, cifar10_test, split, generators, tmp_path,
+                    pack=[("hydramix_direct", {"p_gen": p_gen, "per_batch": per_batch})])[0]
+        run.augment.render = lambda tuples, masks: torch.full((len(tuples), 3, 32, 32), -1.0)
+        images, labels = torch.rand(10, 3, 32, 32), torch.arange(10)
+        replaced_per_batch = []
+        for _ in range(100):
+            _, generate = run._host_choice()
+            if not generate:
+                replaced_per_batch.append(0)
+                continue
+            state = run.rng.get_state()
+            sparse = run._generated(images, labels, 2)
+            run.rng.set_state(state)
+            run.graphed = True
+            dense = run._generated(images, labels, 2)
+            run.graphed = False
+            assert torch.equal(sparse, dense)
+            replaced_per_batch.append(int((sparse[:, 0, 0, 0] == -1).sum()))
+        counts = torch.tensor(replaced_per_batch)
+        assert abs(counts.sum().item() / 1000 - p_gen) < 0.08, (p_gen, per_batch)
+        mixed_batches = ((counts > 0) & (counts < 10)).sum().item()
+        assert (mixed_batches == 0) if per_batch or p_gen in (0.0, 1.0) else (mixed_batches > 80)
+
+
+def test_the_learning_rate_follows_the_cosine_schedule(cifar10_train, cifar10_test, split, generators, tmp_path):
+    run = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, pack=[("baseline", {})], steps=10)[0]
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=run.config.lr), T_max=10)
+    for step in range(10):
+        run.advance()
+        expected = run.config.lr * 0.5 * (1 + math.cos(math.pi * step / 10))
+        assert run.lr.item() == pytest.approx(expected, rel=1e-6)
+        assert run.lr.item() == pytest.approx(reference.get_last_lr()[0], rel=1e-5, abs=1e-12)
+        reference.optimizer.step()
+        reference.step()
+
+
+def test_an_epoch_that_does_not_fill_its_last_batch_wraps_around(cifar10_train, cifar10_test, split, generators, tmp_path):
+    run = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, pack=[("baseline", {"batch_size": 7})])[0]
+    run._start_epoch()
+    order = run.order.tolist()
+    assert run.steps_per_epoch == 6 and len(order) == 42  # 40 samples in batches of 7
+    assert sorted(order[:40]) == sorted(list(range(20)) * 2) and order[40:] == order[:2]
+
+
+@needs_cuda
+def test_graphed_runs_in_a_pack_equal_the_same_runs_graphed_alone(cifar10_train, cifar10_test, split, generators,
+                                                                   tmp_path):
+    pack = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cuda", steps=12)
+    assert all(run.graphed for run in pack)
+    records = train_pack(pack, progress=False)
+    for index, (method, _) in enumerate(PACK):
+        alone = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cuda", steps=12,
+                      pack=[PACK[index]])
+        record = train_pack(alone, progress=False)[0]
+        weights, reference = _weights(pack[index]), _weights(alone[0])
+        worst = max(((weights[k].float() - reference[k].float()).abs().max().item() for k in reference), default=0)
+        print(f"{method}: pack vs alone, largest weight difference {worst:.3g}")
+        assert worst <= 1e-3, method
+        assert [round(e["loss"], 3) for e in record["history"]] == [round(e["loss"], 3) for e in records[index]["history"]]
+
+
+@needs_cuda
+def test_graphed_and_eager_cuda_runs_see_the_same_random_numbers(cifar10_train, cifar10_test, split, generators,
+                                                                  tmp_path):
+    """A graph replays the eager step's kernels and random stream: losses agree closely."""
+    for method, extra in PACK:
+        graphed = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cuda", pack=[(method, extra)])
+        eager = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cuda", pack=[(method, extra)],
+                      graphed=False)
+        first, second = train_pack(graphed, progress=False)[0], train_pack(eager, progress=False)[0]
+        losses = [(a["loss"], b["loss"]) for a, b in zip(first["history"], second["history"])]
+        print(f"{method}: graphed vs eager losses {losses}")
+        assert all(abs(a - b) <= 0.05 * abs(b) + 1e-3 for a, b in losses), method
