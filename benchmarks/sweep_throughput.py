@@ -4,7 +4,8 @@
     python -m benchmarks.sweep_throughput --packs 1 2 --steps 10 --warmup 2 # CPU (eager only)
 
 For each method (baseline, mixup, autoaugment, hydramix with an untrained ngf-64 generator,
-N from {2,3,4}, p_gen 0.5 per sample; its speed does not depend on its weights), K runs
+N from {2,3,4}, p_gen 0.5 per sample, its speed does not depend on its weights; and
+hydramix_direct, the same draws and masks without the network), K runs
 of WRN-16-8 (K copies of the seed-0 run: a step's cost does not depend on the seed) at batch 10 on a CIFAR-10 split are built and warmed up
 (``--warmup`` steps each: on CUDA the graphs are captured then), then ``--steps`` steps of
 each are issued in turn as ``train_pack`` does and timed: run-steps/s = K x steps / seconds.
@@ -14,7 +15,7 @@ same process. Generator: steps/s of ``train_generator`` at ngf 64, batch 64, N =
 Projection: every classifier run and generator of ``--profile`` (default: paper, the
 ciFAIR-10 table) at the best measured rate of its kind (classic methods at baseline's,
 MixUp/CutMix at MixUp's, AutoAugment/TrivialAugment at AutoAugment's, generator methods at
-HydraMix's; their direct ablations too), in GPU-hours on this device.
+HydraMix's, their direct ablations at hydramix_direct's), in hours on this device.
 """
 
 import argparse
@@ -36,7 +37,8 @@ from hydramix_core.train_generator import GeneratorConfig, GeneratorRun, build_m
 from .common import emit, synchronize
 from .generator_step import mixes_per_second
 
-METHODS = ("baseline", "mixup", "autoaugment", "hydramix")
+METHODS = ("baseline", "mixup", "autoaugment", "hydramix")  # needed by the projection
+# hydramix_direct: HydraMix's drawing and masks without the generator network, to tell the two costs apart
 
 
 def run_steps_per_second(runs: list[Run], *, warmup: int, steps: int) -> float:
@@ -54,8 +56,10 @@ def run_steps_per_second(runs: list[Run], *, warmup: int, steps: int) -> float:
     return len(runs) * steps / (time.perf_counter() - start)
 
 
-def rate_kind(method: str) -> str:
+def rate_kind(method: str, measured) -> str:
     base, autoaugment = parse_method(method)
+    if base.endswith("_direct") and "hydramix_direct" in measured:
+        return "hydramix_direct"
     if base.startswith(("hydramix", "chimeramix")):
         return "hydramix"
     if autoaugment or base == "trivialaugment":
@@ -64,7 +68,7 @@ def rate_kind(method: str) -> str:
 
 
 def project(profile_name: str, best: dict, generator_steps_per_s: float) -> dict:
-    """GPU-hours of a profile's classifier runs and generators at the measured rates."""
+    """Hours on this device of a profile's classifier runs and generators at the measured rates."""
     from hydramix_core.sweep import plan
 
     _, profile = load_profile(profile_name)
@@ -81,16 +85,16 @@ def project(profile_name: str, best: dict, generator_steps_per_s: float) -> dict
                 resolved = config.resolved(96 if profile["dataset"] == "stl10" else 32)
                 per_epoch = math.ceil(epoch_length(config.samples_per_class * num_classes, config.samples_per_class,
                                                    resolved.samples_per_class_per_epoch) / resolved.batch_size)
-                hours["classifier"] += (config.steps or config.epochs * per_epoch) / best[rate_kind(config.method)] / 3600
+                hours["classifier"] += (config.steps or config.epochs * per_epoch) / best[rate_kind(config.method, best)] / 3600
     runs = sum(len(u.configs) for u in units if u.kind == "classifier")
     return {"profile": profile_name, "classifier_runs": runs, "generators": sum(u.kind == "generator" for u in units),
-            **{f"{k}_gpu_hours": round(v, 2) for k, v in hours.items()}, "total_gpu_hours": round(sum(hours.values()), 2)}
+            **{f"{k}_hours": round(v, 2) for k, v in hours.items()}, "total_hours": round(sum(hours.values()), 2)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packs", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=[*METHODS, "hydramix_direct"])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--generator-steps", type=int, default=20)
@@ -130,7 +134,8 @@ def main() -> None:
                 torch.cuda.empty_cache() if device.type == "cuda" else None
     best = {m: max(r["run_steps_per_s"] for r in rows if r["method"] == m and "error" not in r)
             for m in args.methods if any(r["method"] == m and "error" not in r for r in rows)}
-    ratios = {f"{m}_vs_baseline": round(best[m] / best["baseline"], 3) for m in args.methods if "baseline" in best}
+    ratios = {f"{m}_vs_baseline": round(best[m] / best["baseline"], 3)
+              for m in best if "baseline" in best and m != "baseline"}
     generator_rows = [{"n_mix": n, "steps_per_s": round(mixes_per_second(train_set, split, ngf=64, batch=64, n_mix=n,
                                                                          steps=args.generator_steps, device=str(device)) / 64, 2)}
                       for n in (2, 3, 4)]

@@ -55,8 +55,8 @@ class Dropout(nn.Dropout):
     def forward(self, x):
         if not self.training or self.p == 0 or self.generator is None:
             return super().forward(x)
-        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
-        return x * keep / (1 - self.p)
+        scale = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator).div_(1 - self.p)
+        return x * scale  # as F.dropout: one mask multiply forward and backward
 
 
 class _WideBlock(nn.Module):

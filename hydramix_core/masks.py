@@ -111,11 +111,12 @@ def random_crop_flip(tensors: list[torch.Tensor], *, pad: int, generator: torch.
 # --- masks -------------------------------------------------------------------------------
 
 def make_masks(kind: str, *, segs: torch.Tensor | None = None, batch: int | None = None, n_mix: int | None = None,
-               out_size: int, generator: torch.Generator, soft_edges: float = 0.0, grid_size: int = 4,
+               out_size: int, generator: torch.Generator | None, soft_edges: float = 0.0, grid_size: int = 4,
                num_segments: int | None = None) -> torch.Tensor:
     """Sample masks [B, N, out_size, out_size]; see the module docstring for the kinds.
 
-    Random numbers are drawn on the generator's device; segment masks are returned on the
+    Random numbers are drawn on the generator's device (none: the global generator of the
+    segmentations' device, or the CPU's for grids); segment masks are returned on the
     segmentations' device, grid masks on the generator's. ``num_segments`` (an upper bound
     on the label count) spares the host a look at ``segs`` (needed inside a CUDA graph).
     """
@@ -136,14 +137,15 @@ def make_masks(kind: str, *, segs: torch.Tensor | None = None, batch: int | None
     return soften(masks, soft_edges) if soft_edges > 0 else masks
 
 
-def hydramix_segment_masks(segs: torch.Tensor, generator: torch.Generator, *, num_segments: int | None = None) -> torch.Tensor:
+def hydramix_segment_masks(segs: torch.Tensor, generator: torch.Generator | None, *, num_segments: int | None = None) -> torch.Tensor:
     """N-way segment pasting at the segmentation's resolution: segs [B,N,H,W] -> [B,N,H,W] one-hot."""
     segs = segs.long()
     batch, n_mix = segs.shape[:2]
     if n_mix < 1:
         raise ValueError(f"n_mix must be >= 1, got {n_mix}")
     num_segments = num_segments or int(segs.max()) + 1
-    device, draws = segs.device, generator.device
+    device = segs.device
+    draws = generator.device if generator is not None else device
     position = torch.argsort(torch.rand(batch, n_mix, generator=generator, device=draws), dim=1).argsort(dim=1)  # [B, N]
     paste_prob = 1.0 / (position.float() + 1)  # canvas (position 0) pastes everything
     chosen = torch.rand(batch, n_mix, num_segments, generator=generator, device=draws) < paste_prob[..., None]  # [B, N, S]
@@ -153,12 +155,12 @@ def hydramix_segment_masks(segs: torch.Tensor, generator: torch.Generator, *, nu
     return _one_hot(priority.argmax(dim=1), n_mix)
 
 
-def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """ChimeraMix+Seg: image a shows on a random contiguous id range [l, u) of image b's segments."""
     if segs.shape[1] != 2:
         raise ValueError(f"chimeramix_seg mixes 2 images, got {segs.shape[1]}")
     seg_b = segs[:, 1].long()
-    draws = generator.device
+    draws = generator.device if generator is not None else seg_b.device
     num_segments = seg_b.flatten(1).max(1).values.to(draws) + 1  # [B]
     low = (torch.rand(len(seg_b), generator=generator, device=draws) * (num_segments - 1).clamp(min=1)).long()
     high_span = torch.maximum(low + 2, num_segments) - (low + 1)
@@ -168,10 +170,10 @@ def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator) -> 
     return torch.stack([show_a, 1 - show_a], dim=1)
 
 
-def grid_masks(batch: int, n_mix: int, *, out_size: int, grid_size: int, generator: torch.Generator) -> torch.Tensor:
+def grid_masks(batch: int, n_mix: int, *, out_size: int, grid_size: int, generator: torch.Generator | None) -> torch.Tensor:
     """Each cell of a grid_size^2 grid goes to one of n_mix images (ChimeraMix's layout: nearest-
     upsampled to out_size + out_size // grid_size, then cropped at a random shift)."""
-    device = generator.device
+    device = generator.device if generator is not None else torch.device("cpu")
     cells = torch.randint(0, n_mix, (batch, 1, grid_size, grid_size), generator=generator, device=device).float()
     pad = max(1, out_size // grid_size)
     upsampled = F.interpolate(cells, size=(out_size + pad, out_size + pad), mode="nearest")[:, 0].long()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks in one command, for a GPU machine without network: the CUDA tests, then the
-# throughput benchmark; logs and JSON go to $OUT.
+# The GPU checks in one command, for a GPU machine without network: the CUDA tests, the
+# throughput benchmark, then a profile of the generator's training step; logs go to $OUT.
 #
 #   mkdir -p device-data && cp cifar10-jpeg.tar.gz{,.sha256} device-data/   # once, beside the repo's files
 #   OUT=/tmp/gpu-check scripts/gpu_check.sh [benchmark options]
@@ -18,3 +18,5 @@ python3 -m hydramix_core.data --install-archive device-data/cifar10-jpeg.tar.gz 
 timeout "${TEST_TIMEOUT:-240}" python3 -m pytest -q -s -p no:cacheprovider tests/test_engine.py tests/test_classic.py \
     2>&1 | tee "$OUT/tests.log" | grep -v "^segmenting"
 timeout "${BENCH_TIMEOUT:-330}" python3 -m benchmarks.sweep_throughput "$@" 2>&1 | tee "$OUT/sweep_throughput.log"
+timeout "${PROFILE_TIMEOUT:-120}" python3 -m benchmarks.generator_step --ngf 64 --batch 64 --steps 5 --profile \
+    2>&1 | tee "$OUT/generator_profile.txt"

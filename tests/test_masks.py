@@ -67,6 +67,15 @@ def test_crop_flip_moves_labels_with_their_image():
     assert not torch.equal(out_segs, segs)
 
 
+@pytest.mark.parametrize("kind", ["hydramix", "grid", "chimeramix_seg", "chimeramix_grid"])
+def test_masks_without_a_generator_use_the_global_one(kind):
+    torch.manual_seed(7)
+    first = make_masks(kind, segs=_segs(4, 2), batch=4, n_mix=2, out_size=16, generator=None)
+    torch.manual_seed(7)
+    assert torch.equal(first, make_masks(kind, segs=_segs(4, 2), batch=4, n_mix=2, out_size=16, generator=None))
+    assert torch.allclose(first.sum(1), torch.ones(4, 16, 16))
+
+
 def test_mask_errors():
     with pytest.raises(ValueError, match="Unknown mask kind"):
         make_masks("stripes", batch=1, n_mix=2, out_size=4, generator=torch.Generator())
