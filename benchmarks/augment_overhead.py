@@ -17,11 +17,10 @@ import torch
 
 from hydramix_core.classifier import ClassifierConfig, make_augment, train_classifier
 from hydramix_core.data import load_dataset
-from hydramix_core.masks import felzenszwalb_segments
 from hydramix_core.splits import create_split
-from hydramix_core.train_generator import GeneratorConfig, GeneratorRun, build_models, resolve_device
+from hydramix_core.train_generator import resolve_device
 
-from .common import emit
+from .common import emit, untrained_generator_run
 
 
 def main() -> None:
@@ -37,11 +36,7 @@ def main() -> None:
     train_set, test_set = load_dataset("cifar10"), load_dataset("cifar10", train=False)
     split = create_split(train_set, samples_per_class=20, seed=0)
     few = train_set.subset(split.indices)
-    gen_config = GeneratorConfig(dataset="cifar10", samples_per_class=20, seed=0).resolved(32)
-    generator, _ = build_models(gen_config)
-    run = GeneratorRun(generator.to(device).eval(), gen_config,
-                       {"dataset": "cifar10", "samples_per_class": 20, "seed": 0, "fingerprint": split.fingerprint},
-                       felzenszwalb_segments(few.images, size=64, scale=60, min_size=60))
+    run = untrained_generator_run(train_set, split, device)
 
     rows = []
     for batch in args.batch:

@@ -52,3 +52,19 @@ def peak_memory_mb() -> dict:
 def emit(name: str, results: dict) -> None:
     print(json.dumps({"benchmark": name, **hardware(), **results, **peak_memory_mb()}, indent=1))
     sys.stdout.flush()
+
+
+def untrained_generator_run(train_set, split, device):
+    """A protocol-size generator (ngf 64, N in {2,3,4}, HydraMix masks) with random weights for
+    ``split``: generation costs what a trained one's does, without training one first."""
+    from hydramix_core.masks import felzenszwalb_segments
+    from hydramix_core.train_generator import GeneratorConfig, GeneratorRun, build_models
+
+    config = GeneratorConfig(dataset=split.dataset, samples_per_class=split.samples_per_class, seed=split.seed)
+    config = config.resolved(train_set.image_size)
+    generator, _ = build_models(config)
+    identity = {"dataset": split.dataset, "samples_per_class": split.samples_per_class, "seed": split.seed,
+                "fingerprint": split.fingerprint}
+    segments = felzenszwalb_segments(train_set.subset(split.indices).images, size=config.working_size,
+                                     scale=config.seg_scale, min_size=config.seg_min_size)
+    return GeneratorRun(generator.to(device).eval(), config, identity, segments)

@@ -29,12 +29,11 @@ import torch
 from hydramix_core.classifier import ClassifierConfig, parse_method
 from hydramix_core.data import load_dataset
 from hydramix_core.engine import Run
-from hydramix_core.masks import felzenszwalb_segments
 from hydramix_core.splits import create_split, epoch_length
 from hydramix_core.sweep import load_profile
-from hydramix_core.train_generator import GeneratorConfig, GeneratorRun, build_models, resolve_device
+from hydramix_core.train_generator import resolve_device
 
-from .common import emit, synchronize
+from .common import emit, synchronize, untrained_generator_run
 from .generator_step import mixes_per_second
 
 METHODS = ("baseline", "mixup", "autoaugment", "hydramix")  # needed by the projection
@@ -104,12 +103,7 @@ def main() -> None:
     device = resolve_device(args.device)
     train_set, test_set = load_dataset("cifar10"), load_dataset("cifar10", train=False)
     split = create_split(train_set, samples_per_class=10, seed=0)
-    few = train_set.subset(split.indices)
-    gen_config = GeneratorConfig(dataset="cifar10", samples_per_class=10, seed=0).resolved(32)
-    generator, _ = build_models(gen_config)
-    generator_run = GeneratorRun(generator.to(device).eval(), gen_config,
-                                 {"dataset": "cifar10", "samples_per_class": 10, "seed": 0, "fingerprint": split.fingerprint},
-                                 felzenszwalb_segments(few.images, size=64, scale=60, min_size=60))
+    generator_run = untrained_generator_run(train_set, split, device)
     base = ClassifierConfig(dataset="cifar10", samples_per_class=10, seed=0, model="wrn16_8", batch_size=10,
                             steps=10**6, test_subset=1, device=str(device))
 

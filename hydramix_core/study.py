@@ -45,8 +45,8 @@ def run_sweep(configs: list[ClassifierConfig], results_dir, *, progress: bool = 
     return load_runs([run_path(results_dir, c) for c in configs])
 
 
-# Runs trained at once on one GPU by default: on an H200, 8 graphed WRN-16-8 runs on streams gave
-# 99% of the run-steps/s of 16 (GPU.md); benchmarks/sweep_throughput.py measures it again.
+# Runs trained at once on one GPU by default: on an H200, 8 graphed WRN-16-8 runs gave 1,517
+# baseline run-steps/s and 16 gave 1,529 (benchmarks/README.md, benchmarks/sweep_throughput.py).
 CUDA_PACK_SIZE = 8
 
 

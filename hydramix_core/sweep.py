@@ -178,9 +178,11 @@ def execute(unit: Unit, results_dir, *, progress: bool = False) -> str:
             except LockedError:
                 return "running elsewhere"
         else:
-            train_runs(list(unit.configs), results_dir, progress=progress, skip_locked=True)
+            trained = train_runs(list(unit.configs), results_dir, progress=progress, skip_locked=True)
             if not is_done(unit, results_dir):
                 return "running elsewhere"
+            if not trained:  # another worker held every run and finished them meanwhile
+                return "done elsewhere"
     except Exception as error:
         _record_failure(results_dir, unit, f"{type(error).__name__}: {error}", traceback.format_exc())
         raise
