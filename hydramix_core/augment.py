@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .masks import make_masks, random_crop_flip, to_working_size
+from .masks import draw_device, make_masks, random_crop_flip, to_working_size
 from .models import Generator, resize_output
 
 
@@ -69,7 +69,7 @@ class HydraMixAugment:
         self.bank: dict[int, torch.Tensor] = {}  # class -> [bank_size, 3, H, W], filled on first use
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
-        draws = generator.device if generator is not None else self.device
+        draws = draw_device(generator, self.device)
         batch = len(images)
         if self.per_batch:
             replace = torch.full((batch,), bool(torch.rand((), generator=generator, device=draws) < self.p_gen))
@@ -88,7 +88,7 @@ class HydraMixAugment:
     def generate(self, labels: torch.Tensor, generator: torch.Generator | None = None, return_details: bool = False):
         """New images of the given classes, float [B,3,H,W] in [0,1] at the pool's original size
         (with ``return_details``, also the masks [B,N,h,w] and the pool indices mixed [B,N])."""
-        draws = generator.device if generator is not None else self.device
+        draws = draw_device(generator, self.device)
         n_mix = self.n_mix[int(torch.randint(len(self.n_mix), (), generator=generator, device=draws))]
         missing = set(labels.unique().tolist()) - set(self.pool_labels.unique().tolist())
         if missing:
@@ -102,7 +102,7 @@ class HydraMixAugment:
         label, ``n_mix`` pool images of its class (repeats allowed) cropped and flipped with their
         segmentations, and a mask. Returns tuples [B,N,3,S,S] in [0,1], masks [B,N,h,w], members [B,N]."""
         batch = len(labels)
-        draws = generator.device if generator is not None else self.device
+        draws = draw_device(generator, self.device)
         count = self.class_count[labels]  # [B]
         offset = (torch.rand(batch, n_mix, generator=generator, device=draws).to(self.device) * count[:, None]).long()
         members = self.class_members[self.class_start[labels][:, None] + torch.minimum(offset, count[:, None] - 1)]
@@ -137,7 +137,7 @@ class HydraMixAugment:
         for label in labels.unique().tolist():
             if label not in self.bank:
                 self.bank[label] = self.generate(torch.full((self.bank_size,), label), generator=generator)
-        draws = generator.device if generator is not None else torch.device("cpu")
+        draws = draw_device(generator, torch.device("cpu"))
         slots = torch.randint(self.bank_size, (len(labels),), generator=generator, device=draws).cpu()
         out = torch.stack([self.bank[int(c)][int(s)] for c, s in zip(labels, slots)])
         renew = torch.randperm(len(labels), generator=generator, device=draws).cpu()[:math.ceil(self.bank_refresh * len(labels))]

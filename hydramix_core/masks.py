@@ -83,6 +83,12 @@ def cached_segments(images: torch.Tensor, cache_path: str | os.PathLike | None, 
 
 # --- joint crop / flip -------------------------------------------------------------------
 
+def draw_device(generator: torch.Generator | None, default: torch.device) -> torch.device:
+    """Where random numbers are drawn: on the generator's device (CPU draws stay CPU draws, whatever
+    the data's device), else with the global generator of ``default``."""
+    return generator.device if generator is not None else default
+
+
 def random_crop_flip(tensors: list[torch.Tensor], *, pad: int, generator: torch.Generator) -> list[torch.Tensor]:
     """Apply one reflect-pad random crop + horizontal flip per sample to every tensor in the list.
 
@@ -92,7 +98,7 @@ def random_crop_flip(tensors: list[torch.Tensor], *, pad: int, generator: torch.
     """
     batch, height, width = tensors[0].shape[0], tensors[0].shape[-2], tensors[0].shape[-1]
     device = tensors[0].device
-    draws = generator.device if generator is not None else device  # CPU draws stay CPU draws, whatever the data
+    draws = draw_device(generator, device)
     dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=draws).to(device)
     dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=draws).to(device)
     flip = (torch.rand(batch, generator=generator, device=draws) < 0.5).to(device)
@@ -145,7 +151,7 @@ def hydramix_segment_masks(segs: torch.Tensor, generator: torch.Generator | None
         raise ValueError(f"n_mix must be >= 1, got {n_mix}")
     num_segments = num_segments or int(segs.max()) + 1
     device = segs.device
-    draws = generator.device if generator is not None else device
+    draws = draw_device(generator, device)
     position = torch.argsort(torch.rand(batch, n_mix, generator=generator, device=draws), dim=1).argsort(dim=1)  # [B, N]
     paste_prob = 1.0 / (position.float() + 1)  # canvas (position 0) pastes everything
     chosen = torch.rand(batch, n_mix, num_segments, generator=generator, device=draws) < paste_prob[..., None]  # [B, N, S]
@@ -160,7 +166,7 @@ def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator | No
     if segs.shape[1] != 2:
         raise ValueError(f"chimeramix_seg mixes 2 images, got {segs.shape[1]}")
     seg_b = segs[:, 1].long()
-    draws = generator.device if generator is not None else seg_b.device
+    draws = draw_device(generator, seg_b.device)
     num_segments = seg_b.flatten(1).max(1).values.to(draws) + 1  # [B]
     low = (torch.rand(len(seg_b), generator=generator, device=draws) * (num_segments - 1).clamp(min=1)).long()
     high_span = torch.maximum(low + 2, num_segments) - (low + 1)
@@ -173,7 +179,7 @@ def chimeramix_segment_masks(segs: torch.Tensor, generator: torch.Generator | No
 def grid_masks(batch: int, n_mix: int, *, out_size: int, grid_size: int, generator: torch.Generator | None) -> torch.Tensor:
     """Each cell of a grid_size^2 grid goes to one of n_mix images (ChimeraMix's layout: nearest-
     upsampled to out_size + out_size // grid_size, then cropped at a random shift)."""
-    device = generator.device if generator is not None else torch.device("cpu")
+    device = draw_device(generator, torch.device("cpu"))
     cells = torch.randint(0, n_mix, (batch, 1, grid_size, grid_size), generator=generator, device=device).float()
     pad = max(1, out_size // grid_size)
     upsampled = F.interpolate(cells, size=(out_size + pad, out_size + pad), mode="nearest")[:, 0].long()
