@@ -30,14 +30,15 @@ import torch
 import torch.nn.functional as F
 
 from .masks import draw_device, make_masks, random_crop_flip, to_working_size
-from .models import Generator, resize_output
+from .models import ClassPool, Generator, resize_output
 
 
 class HydraMixAugment:
     def __init__(self, generator: Generator | None, images: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None,
                  *, p_gen: float = 0.5, n_mix: int | tuple[int, ...] = (2, 3, 4), per_batch: bool = False,
                  mask_kind: str | None = None, crop_pad: int | None = None, soft_edges: float | None = None,
-                 bank_size: int = 0, bank_refresh: float = 0.25, device: torch.device | str | None = None):
+                 bank_size: int = 0, bank_refresh: float = 0.25, device: torch.device | str | None = None,
+                 amp: bool | None = None):
         if not 0.0 <= p_gen <= 1.0:
             raise ValueError(f"p_gen must be in [0, 1], got {p_gen}")
         self.n_mix = (n_mix,) if isinstance(n_mix, int) else tuple(n_mix)
@@ -55,13 +56,11 @@ class HydraMixAugment:
         self.pool_labels = labels.to(device)
         self.pool_segments = segments.to(device) if segments is not None else None
         self.num_segments = int(segments.max()) + 1 if segments is not None else None
-        # Pool indices grouped by class, so partners are drawn on the device: class c's images are
-        # class_members[class_start[c] : class_start[c] + class_count[c]].
-        counts = torch.bincount(labels.cpu(), minlength=int(labels.max()) + 1)
-        self.class_members = torch.argsort(labels.cpu(), stable=True).to(device)
-        self.class_start, self.class_count = (torch.cumsum(counts, 0) - counts).to(device), counts.to(device)
+        self.classes = ClassPool(self.pool_labels)  # partners drawn on the device
         self.crop_pad = crop_pad if crop_pad is not None else self.working_size // 8
-        self.device = device
+        self.device = device = torch.device(device)
+        # The network renders under bf16 autocast on CUDA, as it was trained there (train_generator's amp "auto").
+        self.amp = device.type == "cuda" if amp is None else amp
         self.output_size = images.shape[-1]
         if bank_size and not 0.0 < bank_refresh <= 1.0:
             raise ValueError(f"bank_refresh must be in (0, 1], got {bank_refresh}")
@@ -90,9 +89,7 @@ class HydraMixAugment:
         (with ``return_details``, also the masks [B,N,h,w] and the pool indices mixed [B,N])."""
         draws = draw_device(generator, self.device)
         n_mix = self.n_mix[int(torch.randint(len(self.n_mix), (), generator=generator, device=draws))]
-        missing = set(labels.unique().tolist()) - set(self.pool_labels.unique().tolist())
-        if missing:
-            raise ValueError(f"no images of class(es) {sorted(missing)} to mix with")
+        self.classes.check(labels)
         tuples, masks, members = self.draw(labels.to(self.device), n_mix, generator)
         out = self.render(tuples, masks)
         return (out, masks, members) if return_details else out
@@ -102,10 +99,7 @@ class HydraMixAugment:
         label, ``n_mix`` pool images of its class (repeats allowed) cropped and flipped with their
         segmentations, and a mask. Returns tuples [B,N,3,S,S] in [0,1], masks [B,N,h,w], members [B,N]."""
         batch = len(labels)
-        draws = draw_device(generator, self.device)
-        count = self.class_count[labels]  # [B]
-        offset = (torch.rand(batch, n_mix, generator=generator, device=draws).to(self.device) * count[:, None]).long()
-        members = self.class_members[self.class_start[labels][:, None] + torch.minimum(offset, count[:, None] - 1)]
+        members = self.classes.draw(labels, n_mix, generator)
         tensors = [self.pool[members.flatten()]]
         if self.pool_segments is not None:
             tensors.append(self.pool_segments[members.flatten()][:, None])
@@ -127,7 +121,9 @@ class HydraMixAugment:
             if size != self.working_size:
                 out = F.interpolate(out, size=(size, size), mode="bilinear", antialias=True)
             return out
-        return resize_output(self.generator(tuples * 2 - 1, masks), size)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp, cache_enabled=False):
+            out = self.generator(tuples * 2 - 1, masks)
+        return resize_output(out, size)
 
     @torch.no_grad()
     def from_bank(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

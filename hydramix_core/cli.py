@@ -91,6 +91,8 @@ def add_sweep_arguments(parser) -> None:
         action.add_argument("--profile", default="smoke", help="profile name (profiles/<name>.yaml) or a YAML file")
         action.add_argument("--results", help="results folder (default results/<profile>)")
         action.add_argument("--runs-per-unit", type=int, default=4, help="classifier runs per unit (default 4)")
+        action.add_argument("--generators-per-unit", type=int, default=1,
+                            help="generators per unit, trained concurrently on a GPU (default 1)")
     run = sub.choices["run"]
     run.add_argument("--executor", choices=["local", "slurm"], default="local")
     # Slurm resources: the command line, else the profile's `slurm:` section, else SLURM_DEFAULTS
@@ -107,6 +109,7 @@ def add_sweep_arguments(parser) -> None:
     worker_parser.add_argument("--results", required=True)
     worker_parser.add_argument("--kind", required=True, choices=["generator", "classifier"])
     worker_parser.add_argument("--runs-per-unit", type=int, required=True)
+    worker_parser.add_argument("--generators-per-unit", type=int, default=1)
 
 
 RESUME_HINT = {

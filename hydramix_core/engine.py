@@ -40,12 +40,10 @@ from .classic import AutoAugment, cutmix, cutout, mixup, random_erasing
 from .classifier import (ClassifierConfig, Dropout, build_classifier, device_name, evaluate, make_augment,
                          parse_method, versions)
 from .data import ImageSet
+from .graphs import capture
 from .masks import random_crop_flip
 from .outputs import replacing
 from .splits import FewShotSplit, epoch_length
-
-WARMUP_STEPS = 3  # eager steps before a capture (cuBLAS/cuDNN set-up, optimiser state); undone afterwards
-
 
 class Run:
     """One classifier run's whole state on its device (see the module docstring)."""
@@ -217,27 +215,7 @@ class Run:
                 self.batch_in_epoch, self.step_count, self.loss_sum, self.lr]
 
     def _capture(self, key: tuple[int, bool]) -> torch.cuda.CUDAGraph:
-        before = {id(t): t.clone() for t in self._state_tensors()}
-        rng_state = self.rng.get_state()
-        self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self.stream):
-            for _ in range(WARMUP_STEPS):
-                self._step(*key)
-        graph = torch.cuda.CUDAGraph()
-        try:  # the run's own generator advances with each replay, as the default one does
-            graph.register_generator_state(self.rng)
-        except TypeError:
-            graph.register_generator_state(self.rng.graphsafe_get_state())
-        with torch.cuda.graph(graph, stream=self.stream):
-            self._step(*key)
-        with torch.cuda.stream(self.stream), torch.no_grad():
-            for tensor in self._state_tensors():  # undo the warm-up; momentum it created starts at zero
-                if id(tensor) in before:
-                    tensor.copy_(before[id(tensor)])
-                else:
-                    tensor.zero_()
-            self.rng.set_state(rng_state)
-        return graph
+        return capture(lambda: self._step(*key), self._state_tensors, self.rng, self.stream)
 
     # --- checkpoints and the result ------------------------------------------------------------
 

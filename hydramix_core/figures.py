@@ -58,11 +58,11 @@ def mix_grid(run, images: torch.Tensor, labels: torch.Tensor, *, n_mix: int, exa
     """Rows of (the N inputs | their mask | the mix) for ``examples`` random tuples from one few-shot set."""
     import torch.nn.functional as F
 
-    from .models import draw_partners
+    from .models import ClassPool
 
     generator = torch.Generator().manual_seed(seed)
     anchors = torch.randperm(len(images), generator=generator)[:examples]
-    members = torch.cat([anchors[:, None], draw_partners(labels[anchors], labels, n_mix - 1, generator)], 1)
+    members = torch.cat([anchors[:, None], ClassPool(labels).draw(labels[anchors], n_mix - 1, generator)], 1)
     mixes, masks = run.generator.mix_tuples(images[members], run.segments[members], generator=generator, return_masks=True)
     size = images.shape[-1]
     mask_rgb = F.interpolate(mask_colors(masks.cpu()), size=(size, size), mode="nearest")

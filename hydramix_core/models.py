@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .masks import make_masks, to_working_size
+from .masks import draw_device, make_masks, to_working_size
 
 
 class ResidualBlock(nn.Module):
@@ -112,7 +112,9 @@ class Generator(nn.Module):
             raise ValueError(f"n_mix must be >= 1, got {n_mix}")
         pool_images, pool_labels, pool_segs = pool if pool is not None else (images, labels, segs)
         generator = generator or torch.Generator().manual_seed(0)
-        partners = draw_partners(labels.cpu(), pool_labels.cpu(), n_mix - 1, generator).to(pool_labels.device)  # [B, N-1]
+        classes = ClassPool(pool_labels)
+        classes.check(labels)
+        partners = classes.draw(labels, n_mix - 1, generator)  # [B, N-1]
         tuple_images = torch.cat([images[:, None], pool_images[partners]], dim=1)  # [B, N, 3, H, W]
         tuple_segs = None if segs is None else torch.cat([segs[:, None], pool_segs[partners]], dim=1)
         return self.mix_tuples(tuple_images, tuple_segs, generator=generator, return_masks=return_masks)
@@ -135,16 +137,31 @@ class Generator(nn.Module):
         return (out, masks) if return_masks else out
 
 
-def draw_partners(labels: torch.Tensor, pool_labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """For each label, ``count`` pool indices of the same class, uniformly with repetition: [B, count]."""
-    if count == 0:
-        return torch.zeros(len(labels), 0, dtype=torch.long)
-    same_class = labels[:, None] == pool_labels[None, :]  # [B, P]
-    if not same_class.any(1).all():
-        missing = labels[~same_class.any(1)].unique().tolist()
-        raise ValueError(f"no images of class(es) {missing} to mix with")
-    weights = same_class.float()
-    return torch.multinomial(weights, count, replacement=True, generator=generator)
+class ClassPool:
+    """Pool indices grouped by class, so that same-class images are drawn on the device without a
+    host synchronisation (inside a CUDA graph too): class c's images are
+    ``members[start[c] : start[c] + count[c]]``."""
+
+    def __init__(self, labels: torch.Tensor):
+        host = labels.cpu()
+        self.labels = set(host.tolist())
+        counts = torch.bincount(host, minlength=int(host.max()) + 1)
+        self.members = torch.argsort(host, stable=True).to(labels.device)
+        self.start, self.count = (torch.cumsum(counts, 0) - counts).to(labels.device), counts.to(labels.device)
+
+    def check(self, labels: torch.Tensor) -> None:
+        """Refuse labels without images in the pool (a host look: call it outside CUDA graphs)."""
+        missing = set(labels.tolist()) - self.labels
+        if missing:
+            raise ValueError(f"no images of class(es) {sorted(missing)} to mix with")
+
+    def draw(self, labels: torch.Tensor, count: int, generator: torch.Generator | None) -> torch.Tensor:
+        """For each label, ``count`` pool indices of its class, uniformly with repetition: [B, count]."""
+        device = self.members.device
+        labels = labels.to(device)
+        offset = torch.rand(len(labels), count, generator=generator, device=draw_device(generator, device)).to(device)
+        size = self.count[labels][:, None]
+        return self.members[self.start[labels][:, None] + torch.minimum((offset * size).long(), size - 1)]
 
 
 class Discriminator(nn.Module):

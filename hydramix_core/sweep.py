@@ -6,7 +6,8 @@ GPUs of this machine; afterwards the notebooks only gather, tabulate and plot.
     hydramix sweep status --profile paper
 
 Units, from a profile (the same runs notebooks 02-05 would do): a generator per split and
-mask kind first, then classifier packs of ``runs_per_unit`` runs. Every unit checks again
+mask kind first (or packs of ``generators_per_unit``, trained concurrently on a GPU), then
+classifier packs of ``runs_per_unit`` runs. Every unit checks again
 that its results are missing before it starts, holds the write lock of each output while it
 works (a second worker skips it), and writes atomically; so a sweep submitted twice, two
 sweeps on one results folder, or a job cancelled and submitted again never duplicate, lose
@@ -52,13 +53,12 @@ class SweepError(RuntimeError):
 class Unit:
     kind: str  # "generator" or "classifier"
     name: str
-    configs: tuple  # GeneratorConfig (one) or ClassifierConfig (a pack)
+    configs: tuple  # GeneratorConfigs or ClassifierConfigs: a pack, trained together
     needs: tuple[tuple, ...] = ()  # (dataset, n, seed, mask kind) of the generators the classifier runs load
 
     def describe(self) -> str:
         if self.kind == "generator":
-            config = self.configs[0]
-            return f"{config.dataset} n={config.samples_per_class} seed={config.seed} {config.mask_kind}"
+            return ", ".join(f"{c.dataset} n={c.samples_per_class} seed={c.seed} {c.mask_kind}" for c in self.configs)
         return ", ".join(c.run_name for c in self.configs)
 
 
@@ -75,8 +75,9 @@ def load_profile(profile: str | os.PathLike) -> tuple[str, dict]:
     return path.stem, yaml.safe_load(path.read_text())
 
 
-def plan(profile: dict, results_dir, *, runs_per_unit: int = 4) -> list[Unit]:
-    """Every unit of the profile, done or not: generators first, then classifier packs."""
+def plan(profile: dict, results_dir, *, runs_per_unit: int = 4, generators_per_unit: int = 1) -> list[Unit]:
+    """Every unit of the profile, done or not: generators first (``generators_per_unit`` > 1:
+    packs of them, trained concurrently on a GPU), then classifier packs."""
     dataset, sizes, seeds = profile["dataset"], profile["samples_per_class"], profile["seeds"]
     device, generator = profile.get("device", "auto"), profile["generator"]
     classifier = profile.get("classifier", {})
@@ -88,11 +89,15 @@ def plan(profile: dict, results_dir, *, runs_per_unit: int = 4) -> list[Unit]:
         configs += [replace(config, p_gen=p) for p in profile["p_gen_values"] for config in base]
     configs = list({c.run_name: c for c in configs}.values())
 
-    generators = {}
-    for config in generator_configs(dataset=dataset, samples_per_class=sizes, seeds=seeds, methods=profile["methods"],
-                                    generator=generator, device=device, chimeramix=profile.get("chimeramix", False)):
-        key = (dataset, config.samples_per_class, config.seed, config.mask_kind)
-        generators[key] = Unit("generator", "generator-{}_n{}_seed{}_{}".format(*key), (config,))
+    generators = generator_configs(dataset=dataset, samples_per_class=sizes, seeds=seeds, methods=profile["methods"],
+                                   generator=generator, device=device, chimeramix=profile.get("chimeramix", False))
+    if generators_per_unit == 1:
+        generator_units = [Unit("generator", "generator-{}_n{}_seed{}_{}".format(
+            dataset, c.samples_per_class, c.seed, c.mask_kind), (c,)) for c in generators]
+    else:
+        generator_units = [Unit("generator", f"generators-{start // generators_per_unit:04d}",
+                                tuple(generators[start:start + generators_per_unit]))
+                           for start in range(0, len(generators), generators_per_unit)]
     needs = {}
     for config in configs:
         base, _ = parse_method(config.method)
@@ -105,7 +110,7 @@ def plan(profile: dict, results_dir, *, runs_per_unit: int = 4) -> list[Unit]:
         pack = tuple(configs[start:start + runs_per_unit])
         pack_needs = tuple(sorted({key for c in pack for key in needs[c.run_name]}))
         packs.append(Unit("classifier", f"classifier-{start // runs_per_unit:04d}", pack, pack_needs))
-    return list(generators.values()) + packs
+    return generator_units + packs
 
 
 def _generator_finished(folder: Path) -> bool:
@@ -124,14 +129,13 @@ def _generator_finished(folder: Path) -> bool:
 def unit_outputs(unit: Unit, results_dir) -> list[Path]:
     """The files a unit writes: its lock names and how its completion is seen."""
     if unit.kind == "generator":
-        config = unit.configs[0]
-        return [generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, config.mask_kind)]
+        return [generator_folder(results_dir, c.dataset, c.samples_per_class, c.seed, c.mask_kind) for c in unit.configs]
     return [run_path(results_dir, config) for config in unit.configs]
 
 
 def is_done(unit: Unit, results_dir) -> bool:
     if unit.kind == "generator":
-        return _generator_finished(unit_outputs(unit, results_dir)[0])
+        return all(_generator_finished(folder) for folder in unit_outputs(unit, results_dir))
     return all(path.exists() for path in unit_outputs(unit, results_dir))
 
 
@@ -154,7 +158,7 @@ def execute(unit: Unit, results_dir, *, progress: bool = False) -> str:
     from .data import load_dataset
     from .splits import get_split
     from .study import train_runs
-    from .train_generator import train_generator
+    from .train_generator import train_generators
 
     results_dir = Path(results_dir)
     if is_done(unit, results_dir):
@@ -170,13 +174,18 @@ def execute(unit: Unit, results_dir, *, progress: bool = False) -> str:
         raise SweepError(f"{unit.name}: {message}")
     try:
         if unit.kind == "generator":
-            config = unit.configs[0]
-            train_set = load_dataset(config.dataset, train=True)
-            split = get_split(train_set, config.samples_per_class, config.seed, results_dir / "splits")
+            train_set = load_dataset(unit.configs[0].dataset, train=True)
+            jobs = [(config, train_set, get_split(train_set, config.samples_per_class, config.seed, results_dir / "splits"),
+                     folder) for config, folder in zip(unit.configs, unit_outputs(unit, results_dir))
+                    if not _generator_finished(folder) and not is_held(folder)]  # others: done, or another worker's
             try:
-                train_generator(config, train_set, split, unit_outputs(unit, results_dir)[0], progress=progress)
+                train_generators(jobs, progress=progress)
             except LockedError:
                 return "running elsewhere"
+            if not is_done(unit, results_dir):
+                return "running elsewhere"
+            if not jobs:
+                return "done elsewhere"
         else:
             trained = train_runs(list(unit.configs), results_dir, progress=progress, skip_locked=True)
             if not is_done(unit, results_dir):
@@ -213,8 +222,8 @@ def pending(units: list[Unit], results_dir) -> list[Unit]:
     return [unit for unit in units if not is_done(unit, results_dir)]
 
 
-def run_local(units: list[Unit], results_dir, *, profile: str, runs_per_unit: int, devices: list[str] | None = None,
-              log=print) -> dict:
+def run_local(units: list[Unit], results_dir, *, profile: str, runs_per_unit: int, generators_per_unit: int = 1,
+              devices: list[str] | None = None, log=print) -> dict:
     """Run the pending units on this machine: in this process on CPU, else one worker process per
     GPU (each with its own CUDA_VISIBLE_DEVICES). Generators first, then classifier packs.
 
@@ -236,7 +245,8 @@ def run_local(units: list[Unit], results_dir, *, profile: str, runs_per_unit: in
                 counts[unit.name] = _run_logged(unit, results_dir, log)
             continue
         workers = [subprocess.Popen([sys.executable, "-m", "hydramix_core.cli", "sweep", "worker", "--profile", profile,
-                                     "--results", str(results_dir), "--kind", kind, "--runs-per-unit", str(runs_per_unit)],
+                                     "--results", str(results_dir), "--kind", kind, "--runs-per-unit", str(runs_per_unit),
+                                     "--generators-per-unit", str(generators_per_unit)],
                                     env={**os.environ, "CUDA_VISIBLE_DEVICES": device}) for device in devices]
         codes = [worker.wait() for worker in workers]
         if any(codes):
@@ -254,10 +264,11 @@ def _run_logged(unit: Unit, results_dir, log) -> str:
     return outcome
 
 
-def worker(profile: str, results_dir, *, kind: str, runs_per_unit: int) -> int:
+def worker(profile: str, results_dir, *, kind: str, runs_per_unit: int, generators_per_unit: int = 1) -> int:
     """One local worker: every pending unit of ``kind`` whose outputs no other worker holds."""
     _, parameters = load_profile(profile)
-    units = [u for u in pending(plan(parameters, results_dir, runs_per_unit=runs_per_unit), results_dir) if u.kind == kind]
+    units = plan(parameters, results_dir, runs_per_unit=runs_per_unit, generators_per_unit=generators_per_unit)
+    units = [u for u in pending(units, results_dir) if u.kind == kind]
     outcomes = [_run_logged(unit, results_dir, print) for unit in units]
     return int(any(outcome.startswith("failed") for outcome in outcomes))
 
@@ -401,12 +412,14 @@ def format_status(rows: list[dict], *, profile: str, results_dir) -> str:
 def main_with(args) -> int:
     """``hydramix sweep ...`` (arguments: ``cli.add_sweep_arguments``)."""
     if args.action == "worker":
-        return worker(args.profile, args.results, kind=args.kind, runs_per_unit=args.runs_per_unit)
+        return worker(args.profile, args.results, kind=args.kind, runs_per_unit=args.runs_per_unit,
+                      generators_per_unit=args.generators_per_unit)
     name, parameters = load_profile(args.profile)
     results_dir = Path(args.results or REPO / "results" / name)
-    if args.runs_per_unit < 1:
-        raise SweepError(f"--runs-per-unit must be a positive integer, got {args.runs_per_unit}")
-    units = plan(parameters, results_dir, runs_per_unit=args.runs_per_unit)
+    for flag in ("runs_per_unit", "generators_per_unit"):
+        if getattr(args, flag) < 1:
+            raise SweepError(f"--{flag.replace('_', '-')} must be a positive integer, got {getattr(args, flag)}")
+    units = plan(parameters, results_dir, runs_per_unit=args.runs_per_unit, generators_per_unit=args.generators_per_unit)
     if args.action == "status":
         print(format_status(status(units, results_dir), profile=name, results_dir=results_dir))
         return 0
@@ -426,7 +439,8 @@ def main_with(args) -> int:
             wait(units, results_dir)
     else:
         devices = None if args.devices is None else [d for d in args.devices.split(",") if d and d != "none"]
-        run_local(units, results_dir, profile=str(args.profile), runs_per_unit=args.runs_per_unit, devices=devices)
+        run_local(units, results_dir, profile=str(args.profile), runs_per_unit=args.runs_per_unit,
+                  generators_per_unit=args.generators_per_unit, devices=devices)
     rows = status(units, results_dir)
     print(format_status(rows, profile=name, results_dir=results_dir))
     return 1 if any(r["state"] == "failed" for r in rows) else 0

@@ -47,16 +47,16 @@ def interrupt_generator_at(monkeypatch):
     ``step`` (as Ctrl-C would); the returned function lets training run normally again."""
     import hydramix_core.train_generator as tg
 
-    original = tg._step_generator
+    original = tg.GeneratorTrainer.advance
 
     def arm(step: int):
-        def interrupted(seed, current):
-            if current == step:
+        def interrupted(trainer):
+            if trainer.step == step:
                 raise KeyboardInterrupt
-            return original(seed, current)
+            return original(trainer)
 
-        monkeypatch.setattr(tg, "_step_generator", interrupted)
-        return lambda: monkeypatch.setattr(tg, "_step_generator", original)
+        monkeypatch.setattr(tg.GeneratorTrainer, "advance", interrupted)
+        return lambda: monkeypatch.setattr(tg.GeneratorTrainer, "advance", original)
 
     return arm
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hydramix_core.losses import LaplacianPyramidLoss, lsgan_loss
-from hydramix_core.models import Decoder, Discriminator, Encoder, Generator, draw_partners, mix
+from hydramix_core.models import ClassPool, Decoder, Discriminator, Encoder, Generator, mix
 
 
 def _count(module):
@@ -43,13 +43,17 @@ def test_one_hot_mask_reconstructs_that_image_and_decoder_blocks_matter():
         mix(features, one_hot[:, :2])
 
 
-def test_partners_share_the_class_and_singletons_repeat():
-    labels = torch.tensor([0, 1, 1, 2])
-    partners = draw_partners(labels, labels, 3, torch.Generator().manual_seed(0))
-    assert (labels[partners] == labels[:, None]).all()
-    assert (partners[0] == 0).all()  # class 0 has one image: it mixes with itself
+def test_partners_share_the_class_uniformly_and_singletons_repeat():
+    labels = torch.tensor([2, 0, 1, 2, 1, 2])
+    classes = ClassPool(labels)
+    partners = classes.draw(labels, 3, torch.Generator().manual_seed(0))
+    assert partners.shape == (6, 3) and (labels[partners] == labels[:, None]).all()
+    assert (partners[1] == 1).all()  # class 0 has one image: it mixes with itself
+    draws = classes.draw(torch.full((30_000,), 2), 1, torch.Generator().manual_seed(1))[:, 0]
+    shares = torch.bincount(draws, minlength=6)[[0, 3, 5]] / 30_000
+    assert (shares - 1 / 3).abs().max() < 0.015  # class 2's three images equally often (sd 0.0027)
     with pytest.raises(ValueError, match="no images of class"):
-        draw_partners(torch.tensor([5]), labels, 1, torch.Generator())
+        classes.check(torch.tensor([5]))
 
 
 def test_sample_rejects_bad_inputs():

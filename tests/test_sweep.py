@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hydramix_core.sweep import load_profile, plan
+from hydramix_core.sweep import execute, is_done, load_profile, plan
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +87,24 @@ def test_plan_matches_the_notebooks():
     assert all(len(u.configs) <= 4 for u in units if u.kind == "classifier")
     hydramix_pack = next(u for u in units if u.kind == "classifier" and any(c.method == "hydramix" for c in u.configs))
     assert ("cifar10", 2, 0, "hydramix") in hydramix_pack.needs
+
+
+def test_generator_packs_train_every_generator_once(cifar10_root, tmp_path, monkeypatch):
+    """With generators_per_unit > 1 a unit trains several generators together; a unit whose
+    generators are all finished is not retrained, and a classifier unit finds what it needs."""
+    monkeypatch.setenv("HYDRAMIX_DATA", str(cifar10_root))
+    _, profile = load_profile("nbcheck")
+    single = [u for u in plan(profile, tmp_path, runs_per_unit=4) if u.kind == "generator"]
+    units = plan(profile, tmp_path, runs_per_unit=4, generators_per_unit=4)
+    packs = [u for u in units if u.kind == "generator"]
+    assert [len(u.configs) for u in packs] == [4, 2] and [u.name for u in packs] == ["generators-0000", "generators-0001"]
+    assert [c for u in packs for c in u.configs] == [c for u in single for c in u.configs]
+    assert execute(packs[0], tmp_path) == "done"
+    assert all(is_done(unit, tmp_path) for unit in single[:4]) and not is_done(single[4], tmp_path)
+    assert execute(packs[0], tmp_path) == "already done"
+    assert execute(single[4], tmp_path) == "done" and execute(packs[1], tmp_path) == "done"
+    first = next(u for u in units if u.kind == "classifier")
+    assert execute(first, tmp_path) == "done"
 
 
 def test_slurm_sweep_runs_once_resubmits_nothing_and_notebooks_render(slurm, tmp_path):

@@ -2,7 +2,10 @@ import pytest
 import torch
 
 from hydramix_core.splits import create_split
-from hydramix_core.train_generator import CheckpointError, GeneratorConfig, load_generator, train_generator
+from hydramix_core.train_generator import (CheckpointError, GeneratorConfig, GeneratorTrainer, load_generator,
+                                          train_generator, train_generators)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _config(**overrides):
@@ -89,3 +92,66 @@ def test_other_mask_kinds_and_bf16_autocast_train(cifar10_train, split, tmp_path
     run = train_generator(_config(steps=2, mask_kind=mask_kind, n_mix=n_mix, amp="bf16", channels_last=True),
                           cifar10_train, split, tmp_path, progress=False)
     assert run.step == 2 and all(torch.isfinite(torch.tensor(h["rec"])) for h in run.history)
+
+
+PACK = [dict(seed=0), dict(seed=0, n_mix=(2, 3, 4), batch_size=5), dict(seed=0, mask_kind="chimeramix_seg", n_mix=(2,)),
+        dict(seed=1, mask_kind="grid", n_mix=(3,))]
+
+
+def _pack_jobs(cifar10_train, folder, device="cpu", steps=7):
+    splits = {seed: create_split(cifar10_train, samples_per_class=1, seed=seed) for seed in (0, 1)}
+    return [(_config(steps=steps, device=device, **extra), cifar10_train, splits[extra["seed"]], folder / f"g{index}")
+            for index, extra in enumerate(PACK)]
+
+
+def test_a_generator_in_an_interleaved_pack_equals_the_generator_alone(cifar10_train, tmp_path):
+    """Four generators (seeds, N, mask kinds, batch sizes) stepped in turn give each the same
+    weights and history as training it alone: no run reads another's random numbers."""
+    jobs = _pack_jobs(cifar10_train, tmp_path / "pack")
+    pack = train_generators(jobs, interleave=True, progress=False)
+    for index, (config, train_set, split, _) in enumerate(jobs):
+        alone = train_generator(config, train_set, split, tmp_path / f"alone{index}", progress=False)
+        assert alone.history == pack[index].history, PACK[index]
+        reference = _weights(alone)
+        assert all(torch.equal(reference[k], v) for k, v in _weights(pack[index]).items()), PACK[index]
+    assert len({run.history[-1]["rec"] for run in pack}) == len(PACK)  # the runs did differ
+
+
+def test_the_learning_rate_follows_multistep_lr(cifar10_train, split, tmp_path):
+    """The step computes the rate on the device (capturable); it equals torch's MultiStepLR."""
+    config = _config(steps=20, milestones=(0.3, 0.6, 0.8), log_every=1, checkpoint_every=100)
+    trainer = GeneratorTrainer(config, cifar10_train, split, tmp_path)
+    reference = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(reference, [6, 12, 16], gamma=config.gamma)
+    assert trainer.milestones == [6, 12, 16]
+    for step in range(20):
+        trainer.advance()
+        expected = reference.param_groups[0]["lr"]
+        assert trainer.lr.item() == pytest.approx(expected, rel=1e-6), step  # the rate this step used
+        assert trainer.lr_at(step) == pytest.approx(expected, rel=1e-12)
+        reference.step()
+        schedule.step()
+    assert trainer.history[-1]["lr"] == pytest.approx(config.lr * config.gamma ** 3)
+
+
+@needs_cuda
+def test_graphed_generators_in_a_pack_equal_the_same_generators_graphed_alone(cifar10_train, tmp_path):
+    jobs = _pack_jobs(cifar10_train, tmp_path / "pack", device="cuda", steps=12)
+    pack = train_generators(jobs, progress=False)
+    for index, (config, train_set, split, _) in enumerate(jobs):
+        alone = train_generator(config, train_set, split, tmp_path / f"alone{index}", progress=False)
+        worst = max((alone_w - pack_w).abs().max().item()
+                    for alone_w, pack_w in zip(_weights(alone).values(), _weights(pack[index]).values()))
+        print(f"generator {PACK[index]}: pack vs alone, largest weight difference {worst:.3g}")
+        assert worst <= 1e-3, PACK[index]
+
+
+@needs_cuda
+def test_graphed_and_eager_cuda_generators_agree(cifar10_train, tmp_path):
+    """A graph replays the eager step's kernels and random stream: the losses agree closely."""
+    for index, (config, train_set, split, folder) in enumerate(_pack_jobs(cifar10_train, tmp_path, device="cuda", steps=6)):
+        graphed = train_generator(config, train_set, split, folder / "graphed", progress=False)
+        eager = train_generator(config, train_set, split, folder / "eager", progress=False, graphed=False)
+        losses = [(a[k], b[k]) for a, b in zip(graphed.history, eager.history) for k in ("rec", "lap", "adv", "disc")]
+        print(f"generator {PACK[index]}: graphed vs eager losses {losses}")
+        assert all(abs(a - b) <= 0.05 * abs(b) + 1e-3 for a, b in losses), PACK[index]
