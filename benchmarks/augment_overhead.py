@@ -1,6 +1,6 @@
 """Benchmark 1: classifier training throughput with HydraMix (p_gen 0.5) relative to baseline.
 
-    python -m benchmarks.augment_overhead                     # CPU, WRN-16-8, batch 10 and 128; ~4 minutes
+    python -m benchmarks.augment_overhead                     # CPU, WRN-16-8, batch 10 and 128; ~7 minutes
     python -m benchmarks.augment_overhead --steps 50 --repeats 5   # GPU
 
 Runs the real ``train_classifier`` loop (same model, batch, data) for baseline and for
@@ -27,7 +27,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="wrn16_8")
     parser.add_argument("--batch", type=int, nargs="+", default=[10, 128])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--images", type=int, default=640,
+                        help="training images per timed run (steps = images / batch): HydraMix's cost depends on "
+                             "how many samples its draws replace, about half of them give or take sqrt(images)/2")
+    parser.add_argument("--steps", type=int, help="steps per timed run (overrides --images)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bank-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
@@ -40,8 +43,9 @@ def main() -> None:
 
     rows = []
     for batch in args.batch:
+        steps = args.steps or -(-args.images // batch)
         base = ClassifierConfig(dataset="cifar10", samples_per_class=20, seed=0, model=args.model, batch_size=batch,
-                                steps=args.steps, test_subset=1, device=str(device))
+                                steps=steps, test_subset=1, device=str(device))
         variants = {"baseline": base, "hydramix": replace(base, method="hydramix"),
                     "hydramix_bank": replace(base, method="hydramix", bank_size=args.bank_size, bank_refresh=0.25)}
         # The bank is filled once per class at first use; a long run amortises that, so it is filled before timing.
@@ -54,11 +58,11 @@ def main() -> None:
                                           augment=bank if name == "hydramix_bank" else None)
                 times[name].append(record["train_time_s"])
         median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
-        throughput = {name: batch * args.steps / seconds for name, seconds in median.items()}
-        rows.append({"batch": batch, **{f"{name}_images_per_s": round(v, 1) for name, v in throughput.items()},
+        throughput = {name: batch * steps / seconds for name, seconds in median.items()}
+        rows.append({"batch": batch, "steps": steps, **{f"{name}_images_per_s": round(v, 1) for name, v in throughput.items()},
                      "ratio_hydramix": round(throughput["hydramix"] / throughput["baseline"], 3),
                      "ratio_hydramix_bank": round(throughput["hydramix_bank"] / throughput["baseline"], 3)})
-    emit("augment_overhead", {"model": args.model, "steps": args.steps, "repeats": args.repeats, "p_gen": 0.5,
+    emit("augment_overhead", {"model": args.model, "repeats": args.repeats, "p_gen": 0.5,
                               "generator": "ngf 64, N in {2,3,4}", "rows": rows,
                               "target_ratio": 0.85 if device.type == "cuda" else 0.75})
 

@@ -5,7 +5,8 @@
     python -m benchmarks.generator_step --ngf 64 --batch 64 --steps 10 --profile   # where a step's time goes
 
 Times real ``train_generator`` steps (G and D updates, masks, crop/flip) on CIFAR-10 images
-at 64x64. ANCHORS.md's reference: the official ChimeraMix step at ngf 64, batch 64, N = 2
+at 64x64, set-up included (on CUDA graphed, captures included: ``sweep_throughput`` times
+steady-state generator steps). ANCHORS.md's reference: the official ChimeraMix step at ngf 64, batch 64, N = 2
 runs at 3.1-3.3 samples/s on the 2-core CPU.
 """
 
@@ -22,7 +23,8 @@ from hydramix_core.train_generator import GeneratorConfig, train_generator
 from .common import emit
 
 
-def mixes_per_second(train_set, split, *, ngf: int, batch: int, n_mix: int, steps: int, device: str) -> float:
+def mixes_per_second(train_set, split, *, ngf: int, batch: int, n_mix: int, steps: int, device: str,
+                     graphed: bool | None = None) -> float:
     config = GeneratorConfig(dataset=train_set.name, samples_per_class=split.samples_per_class, seed=0, ngf=ngf, ndf=ngf,
                              batch_size=batch, n_mix=(n_mix,), steps=steps, checkpoint_every=10**9, device=device)
     with tempfile.TemporaryDirectory() as folder:
@@ -30,20 +32,21 @@ def mixes_per_second(train_set, split, *, ngf: int, batch: int, n_mix: int, step
         with tempfile.TemporaryDirectory() as timed:
             (torch.cuda.synchronize() if torch.cuda.is_available() else None)
             start = time.perf_counter()
-            train_generator(config, train_set, split, timed, progress=False)
+            train_generator(config, train_set, split, timed, progress=False, graphed=graphed)
             (torch.cuda.synchronize() if torch.cuda.is_available() else None)
             return steps * batch / (time.perf_counter() - start)
 
 
 def profile_steps(train_set, split, *, ngf: int, batch: int, steps: int, device: str) -> str:
-    """torch.profiler's table of the operators (and CUDA kernels) that take a step's time, N = 3."""
+    """torch.profiler's table of the operators (and CUDA kernels) that take a step's time, N = 3
+    (eager steps: a CUDA graph's replay would hide its kernels)."""
     from torch.profiler import ProfilerActivity, profile
 
     cuda = torch.cuda.is_available() and device != "cpu"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    mixes_per_second(train_set, split, ngf=ngf, batch=batch, n_mix=3, steps=2, device=device)  # warm-up
+    mixes_per_second(train_set, split, ngf=ngf, batch=batch, n_mix=3, steps=2, device=device, graphed=False)  # warm-up
     with profile(activities=activities) as profiler:
-        mixes_per_second(train_set, split, ngf=ngf, batch=batch, n_mix=3, steps=steps, device=device)
+        mixes_per_second(train_set, split, ngf=ngf, batch=batch, n_mix=3, steps=steps, device=device, graphed=False)
     return profiler.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
                                          row_limit=25)
 

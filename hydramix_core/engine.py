@@ -1,25 +1,29 @@
 """Classifier runs as one capturable training step each, and packs of runs trained together.
 
     runs = [Run(config, train_set, test_set, split, generator_run=run) for config in configs]
-    records = train_pack(runs)    # CUDA: concurrently, each run its own CUDA graphs and stream
+    records = train_pack(runs)    # CUDA: concurrently, each run its own CUDA graph and stream
 
 A step does everything on the device with static shapes and no host synchronisation: the
 batch's indices from the epoch's order, crop and flip, the method's augmentation
-(classic.py; augment.py's draw/render for generated samples, each sample replaced with
-probability p_gen through ``torch.where``), forward, loss, backward, and fused
-SGD-Nesterov at a cosine learning rate held in a device tensor. Every random number comes
-from the run's own generator on its device (the model's dropout too) and every host choice
-(which N a batch mixes; ChimeraMix's whole-batch replacement) from the run's own host
-generator, so a run's result does not depend on its pack: on CPU it is bit-identical alone
-or in a pack (tests/test_engine.py).
+(classic.py), the generated samples it uses (each sample replaced with probability p_gen,
+through ``torch.where``), forward, loss, backward, and fused SGD-Nesterov at a cosine
+learning rate held in a device tensor. Every random number comes from the run's own
+generator on its device (the model's dropout too) and every host choice (which N a batch
+mixes; ChimeraMix's whole-batch replacement) from the run's own host generator, so a run's
+result does not depend on its pack: on CPU it is bit-identical alone or in a pack
+(tests/test_engine.py).
 
-On CUDA each distinct host choice is one CUDA graph, captured on first use after a few
-warm-up steps whose effects (weights, momentum, statistics, random state) are undone, and
-replayed on the run's stream; runs of a pack take turns issuing steps, so their graphs run
-concurrently. On CPU (or ``graphed=False``) the same step runs eagerly, one run after the
-other, and the generator network runs only on the samples replaced (the random draws are
-the same), which keeps HydraMix cheap where compute is the limit. A per-class bank of
-generated samples (``bank_size``) is host logic and always runs eagerly.
+Generated samples are rendered ahead: every ``LOOKAHEAD_STEPS`` steps (and at each epoch's
+start) the samples those steps will replace are drawn (augment.py's draw) and rendered
+together, grouped by N, in batches of up to ``RENDER_BATCH`` (256 on CUDA, 4 on CPU). The generator is frozen, so
+its samples are independent draws whenever they are made: rendering them ahead changes no
+distribution, but turns ~5 samples a step at batch 10 into batches of hundreds on a GPU, and
+the network runs only for the samples replaced. A per-class bank of generated samples
+(``bank_size``) is host logic and runs inside the (then eager) step instead.
+
+On CUDA the step is one CUDA graph (graphs.py), captured on first use and replayed on the
+run's stream; runs of a pack take turns issuing steps, so their graphs run concurrently.
+On CPU (or ``graphed=False``) the same step runs eagerly, one run after the other.
 
 Epochs: the split repeated to ~500 samples per class, shuffled; an epoch that does not
 fill its last batch wraps around to the start of its own order (static batch size).
@@ -44,6 +48,12 @@ from .graphs import capture
 from .masks import random_crop_flip
 from .outputs import replacing
 from .splits import FewShotSplit, epoch_length
+
+LOOKAHEAD_STEPS = 64  # steps whose generated samples are rendered together
+# Samples per generator call when rendering ahead. A GPU wants large batches; a CPU does not
+# (ngf 64, N 4, 2 threads: 24 ms a sample in calls of 5, 34 ms in calls of 16; cache-bound).
+RENDER_BATCH = {"cuda": 256, "cpu": 4}
+
 
 class Run:
     """One classifier run's whole state on its device (see the module docstring)."""
@@ -96,7 +106,13 @@ class Run:
         self.batch_in_epoch = torch.zeros((), dtype=torch.long, device=device)
         self.step_count = torch.zeros((), dtype=torch.float64, device=device)
         self.loss_sum = torch.zeros((), device=device)
-        self.step, self.history, self.elapsed, self.graphs = 0, [], 0.0, {}
+        self.step, self.history, self.elapsed, self.graph = 0, [], 0.0, None
+        # Generated samples of the next steps, rendered together outside the step (``_generate_ahead``).
+        self.lookahead = min(LOOKAHEAD_STEPS, self.steps_per_epoch) if self.augment is not None and not self.bank else 0
+        size = train_set.image_size
+        self.generated = torch.zeros(self.lookahead * config.batch_size, 3, size, size, device=device)
+        self.replaced = torch.zeros(self.lookahead * config.batch_size, dtype=torch.bool, device=device)
+        self.batch_in_chunk = torch.zeros((), dtype=torch.long, device=device)
         self._started = time.perf_counter()  # train_pack sets it again when this run's training starts
         if self.checkpoint is not None and self.checkpoint.exists():
             self._resume()
@@ -119,36 +135,71 @@ class Run:
         """Issue one training step (and an epoch's start or end work on its boundaries)."""
         if self.step % self.steps_per_epoch == 0:
             self._start_epoch()
-        key = self._host_choice()
+        if self.lookahead and self.step % self.steps_per_epoch % self.lookahead == 0:
+            self._generate_ahead()
         if self.graphed:
-            if key not in self.graphs:
-                self.graphs[key] = self._capture(key)
-            self.graphs[key].replay()
+            if self.graph is None:
+                self.graph = capture(self._step, self._state_tensors, self.rng, self.stream)
+            self.graph.replay()
         else:
-            self._step(*key)
+            self._step()
         self.step += 1
         if self.step % self.steps_per_epoch == 0 or self.done:
             self._end_epoch()
 
-    def _host_choice(self) -> tuple[int, bool]:
-        """(N mixed this batch, whether this batch is generated at all): one graph per distinct pair."""
-        if self.augment is None:
-            return 0, False
+    def _draw_batch_choice(self) -> tuple[int, bool]:
+        """N for one batch, and ChimeraMix's whole-batch decision (always True per sample)."""
         choices = self.augment.n_mix
         n_mix = choices[int(torch.randint(len(choices), (), generator=self.host_rng))] if len(choices) > 1 else choices[0]
         generate = bool(torch.rand((), generator=self.host_rng) < self.augment.p_gen) if self.augment.per_batch else True
         return n_mix, generate
 
-    def _step(self, n_mix: int, generate: bool) -> None:
-        config, rng = self.config, self.rng
+    @torch.no_grad()
+    def _generate_ahead(self) -> None:
+        """Render the generated samples of the next ``lookahead`` steps of this epoch at once.
+
+        Per step: N and (ChimeraMix's rule) the whole-batch decision from the host generator;
+        per sample (``p_gen``): an independent draw. Only the samples replaced are rendered,
+        grouped by N in batches of up to ``RENDER_BATCH`` for the device: a frozen generator's samples are
+        independent draws whenever they are made, so rendering them ahead in large batches
+        changes no distribution, only how well the device is used. Outside the CUDA graph
+        (it looks at how many samples are replaced, once per chunk).
+        """
+        augment, batch = self.augment, self.config.batch_size
+        first = self.step % self.steps_per_epoch
+        steps = min(self.lookahead, self.steps_per_epoch - first, self.total_steps - self.step)
+        labels = self.pool_labels[self.order[first * batch:(first + steps) * batch]]
+        choices = [self._draw_batch_choice() for _ in range(steps)]
+        if augment.per_batch:
+            replaced = torch.tensor([generate for _, generate in choices], device=self.device).repeat_interleave(batch)
+        else:
+            replaced = torch.rand(steps * batch, generator=self.rng, device=self.device) < augment.p_gen
+        n_mix = torch.tensor([n for n, _ in choices], device=self.device).repeat_interleave(batch)
+        self.replaced.zero_()
+        self.replaced[:steps * batch] = replaced
+        for n in sorted({n for n, _ in choices}):
+            positions = (replaced & (n_mix == n)).nonzero()[:, 0]
+            for part in positions.split(RENDER_BATCH.get(self.device.type, 16)):
+                tuples, masks, _ = augment.draw(labels[part], n, self.rng)
+                self.generated[part] = augment.render(tuples, masks).to(self.generated.dtype)
+        self.batch_in_chunk.zero_()
+
+    def _step(self) -> None:
+        config, rng, batch = self.config, self.rng, self.config.batch_size
         index = self.order.view(self.steps_per_epoch, config.batch_size).index_select(0, self.batch_in_epoch.view(1))[0]
         images, labels = self.pool[index], self.pool_labels[index]  # uint8 [B,3,H,W], [B]
         images = random_crop_flip([images], pad=config.crop_pad, generator=rng)[0]
         if self.policy is not None:
             images = self.policy(images, rng)
         images = images.float() / 255
-        if self.augment is not None and generate:
-            images = self._generated(images, labels, n_mix)
+        if self.lookahead:  # this batch's slot of the samples rendered ahead
+            slot = self.batch_in_chunk.view(1)
+            generated = self.generated.view(self.lookahead, batch, *images.shape[1:]).index_select(0, slot)[0]
+            replaced = self.replaced.view(self.lookahead, batch).index_select(0, slot)[0]
+            images = torch.where(replaced[:, None, None, None], generated, images)
+            self.batch_in_chunk += 1
+        elif self.bank:  # the bank draws which samples it replaces (and N) itself
+            images = self.augment(images, labels, generator=self.rng)[0]
         if self.base == "cutout":
             images = cutout(images, rng, size=self.image_size // 2)
         elif self.base == "random_erasing":
@@ -171,22 +222,6 @@ class Run:
         self.loss_sum += loss.detach()
         self.batch_in_epoch += 1
         self.step_count += 1
-
-    def _generated(self, images: torch.Tensor, labels: torch.Tensor, n_mix: int) -> torch.Tensor:
-        augment = self.augment
-        if self.bank:
-            return augment(images, labels, generator=self.rng)[0]
-        replace = (torch.ones(len(images), dtype=torch.bool, device=self.device) if augment.per_batch
-                   else torch.rand(len(images), generator=self.rng, device=self.device) < augment.p_gen)
-        tuples, masks, _ = augment.draw(labels, n_mix, self.rng)
-        if self.graphed:  # generate for the whole batch, keep per sample
-            return torch.where(replace[:, None, None, None], augment.render(tuples, masks).to(images.dtype), images)
-        keep = replace.nonzero()[:, 0]
-        if len(keep) == 0:
-            return images
-        images = images.clone()
-        images[keep] = augment.render(tuples[keep], masks[keep]).to(images.dtype)
-        return images
 
     def _start_epoch(self) -> None:
         order = torch.randperm(self.samples_per_epoch, generator=self.rng, device=self.device) % len(self.pool)
@@ -212,10 +247,7 @@ class Run:
         """Everything a step changes in place."""
         optimizer_state = [t for state in self.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
         return [*self.model.parameters(), *self.model.buffers(), *optimizer_state,
-                self.batch_in_epoch, self.step_count, self.loss_sum, self.lr]
-
-    def _capture(self, key: tuple[int, bool]) -> torch.cuda.CUDAGraph:
-        return capture(lambda: self._step(*key), self._state_tensors, self.rng, self.stream)
+                self.batch_in_epoch, self.batch_in_chunk, self.step_count, self.loss_sum, self.lr]
 
     # --- checkpoints and the result ------------------------------------------------------------
 

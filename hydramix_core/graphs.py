@@ -1,7 +1,7 @@
 """One training step captured as a CUDA graph, for classifier runs (engine.py) and generator
 runs (train_generator.py) alike.
 
-    graph = capture(lambda: run._step(n_mix), run._state_tensors, run.rng, run.stream)
+    graph = capture(run._step, run._state_tensors, run.rng, run.stream)
     graph.replay()    # one whole step: a single launch from the host
 
 A step writes only into tensors that persist between steps (weights, optimiser state,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hydramix_core.classifier import ClassifierConfig
+from hydramix_core import engine
 from hydramix_core.engine import Run, train_pack
 
 TINY = dict(model="wrn16_2", test_subset=2, samples_per_class_per_epoch=4)  # 2 images/class: 4 steps an epoch
@@ -51,32 +52,28 @@ def test_a_run_in_an_interleaved_pack_equals_the_run_alone(cifar10_train, cifar1
 
 
 @pytest.mark.parametrize("per_batch", [False, True])
-def test_p_gen_replaces_each_sample_independently(per_batch, cifar10_train, cifar10_test, split, generators, tmp_path):
+def test_p_gen_replaces_each_sample_independently(per_batch, cifar10_train, cifar10_test, split, generators, tmp_path,
+                                                  monkeypatch):
     """0 replaces none, 1 all, 0.5 about half: per sample (mixed batches), or whole batches
-    with ChimeraMix's rule. The dense path (CUDA graphs) and the sparse one (eager) agree."""
+    with ChimeraMix's rule; exactly the samples replaced are rendered (ahead, in chunks of 3
+    steps and 1, the rest of a 4-step epoch), and each step trains on its own slot."""
+    monkeypatch.setattr(engine, "LOOKAHEAD_STEPS", 3)
     for p_gen in (0.0, 0.5, 1.0):
-        run = _runs(cifar10_train, cifar10_test, split, generators, tmp_path,
+        run = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, steps=100,
                     pack=[("hydramix_direct", {"p_gen": p_gen, "per_batch": per_batch})])[0]
-        run.augment.render = lambda tuples, masks: torch.full((len(tuples), 3, 32, 32), -1.0)
-        images, labels = torch.rand(10, 3, 32, 32), torch.arange(10)
-        replaced_per_batch = []
+        rendered, seen = [], []
+        run.augment.render = lambda tuples, masks: rendered.append(len(tuples)) or torch.zeros(len(tuples), 3, 32, 32)
+        forward = run.model.forward
+        run.model.forward = lambda images: seen.append(images.detach().clone()) or forward(images)
         for _ in range(100):
-            _, generate = run._host_choice()
-            if not generate:
-                replaced_per_batch.append(0)
-                continue
-            state = run.rng.get_state()
-            sparse = run._generated(images, labels, 2)
-            run.rng.set_state(state)
-            run.graphed = True
-            dense = run._generated(images, labels, 2)
-            run.graphed = False
-            assert torch.equal(sparse, dense)
-            replaced_per_batch.append(int((sparse[:, 0, 0, 0] == -1).sum()))
-        counts = torch.tensor(replaced_per_batch)
+            run.advance()
+        counts = torch.tensor([int((images.flatten(1) == -1).all(1).sum()) for images in seen])  # black = generated
+        assert len(counts) == 100 and counts.sum() == sum(rendered), (p_gen, per_batch)
         assert abs(counts.sum().item() / 1000 - p_gen) < 0.08, (p_gen, per_batch)
         mixed_batches = ((counts > 0) & (counts < 10)).sum().item()
         assert (mixed_batches == 0) if per_batch or p_gen in (0.0, 1.0) else (mixed_batches > 80)
+        batch = engine.RENDER_BATCH["cpu"]  # calls: per N and chunk (2 chunks an epoch), split in batches
+        assert run.lookahead == 3 and max(rendered, default=0) <= batch and len(rendered) <= 3 * 50 + sum(rendered) // batch
 
 
 def test_the_learning_rate_follows_the_cosine_schedule(cifar10_train, cifar10_test, split, generators, tmp_path):
