@@ -15,10 +15,10 @@ result does not depend on its pack: on CPU it is bit-identical alone or in a pac
 
 Generated samples are rendered ahead: every ``LOOKAHEAD_STEPS`` steps (and at each epoch's
 start) the samples those steps will replace are drawn (augment.py's draw) and rendered
-together, grouped by N, in batches of up to ``RENDER_BATCH`` (256 on CUDA, 4 on CPU). The generator is frozen, so
-its samples are independent draws whenever they are made: rendering them ahead changes no
-distribution, but turns ~5 samples a step at batch 10 into batches of hundreds on a GPU, and
-the network runs only for the samples replaced. A per-class bank of generated samples
+together, grouped by N, in batches of up to ``RENDER_BATCH`` (256 on a GPU, 4 on CPU). The
+generator is frozen, so its samples are independent draws whenever they are made: rendering
+them ahead changes no distribution, but turns ~5 samples a step at batch 10 into batches of
+hundreds on a GPU, and the network runs only for the samples replaced. A per-class bank of generated samples
 (``bank_size``) is host logic and runs inside the (then eager) step instead.
 
 On CUDA the step is one CUDA graph (graphs.py), captured on first use and replayed on the
@@ -52,7 +52,7 @@ from .splits import FewShotSplit, epoch_length
 LOOKAHEAD_STEPS = 64  # steps whose generated samples are rendered together
 # Samples per generator call when rendering ahead. A GPU wants large batches; a CPU does not
 # (ngf 64, N 4, 2 threads: 24 ms a sample in calls of 5, 34 ms in calls of 16; cache-bound).
-RENDER_BATCH = {"cuda": 256, "cpu": 4}
+RENDER_BATCH = {"gpu": 256, "cpu": 4}
 
 
 class Run:
@@ -148,7 +148,7 @@ class Run:
             self._end_epoch()
 
     def _draw_batch_choice(self) -> tuple[int, bool]:
-        """N for one batch, and ChimeraMix's whole-batch decision (always True per sample)."""
+        """N for one batch, and whether ChimeraMix's rule replaces it (True when p_gen is per sample)."""
         choices = self.augment.n_mix
         n_mix = choices[int(torch.randint(len(choices), (), generator=self.host_rng))] if len(choices) > 1 else choices[0]
         generate = bool(torch.rand((), generator=self.host_rng) < self.augment.p_gen) if self.augment.per_batch else True
@@ -160,10 +160,8 @@ class Run:
 
         Per step: N and (ChimeraMix's rule) the whole-batch decision from the host generator;
         per sample (``p_gen``): an independent draw. Only the samples replaced are rendered,
-        grouped by N in batches of up to ``RENDER_BATCH`` for the device: a frozen generator's samples are
-        independent draws whenever they are made, so rendering them ahead in large batches
-        changes no distribution, only how well the device is used. Outside the CUDA graph
-        (it looks at how many samples are replaced, once per chunk).
+        grouped by N in batches of up to ``RENDER_BATCH`` for the device. Runs outside the CUDA
+        graph: it looks at how many samples are replaced, once per N and chunk.
         """
         augment, batch = self.augment, self.config.batch_size
         first = self.step % self.steps_per_epoch
@@ -179,14 +177,14 @@ class Run:
         self.replaced[:steps * batch] = replaced
         for n in sorted({n for n, _ in choices}):
             positions = (replaced & (n_mix == n)).nonzero()[:, 0]
-            for part in positions.split(RENDER_BATCH.get(self.device.type, 16)):
+            for part in positions.split(RENDER_BATCH["cpu" if self.device.type == "cpu" else "gpu"]):
                 tuples, masks, _ = augment.draw(labels[part], n, self.rng)
                 self.generated[part] = augment.render(tuples, masks).to(self.generated.dtype)
         self.batch_in_chunk.zero_()
 
     def _step(self) -> None:
         config, rng, batch = self.config, self.rng, self.config.batch_size
-        index = self.order.view(self.steps_per_epoch, config.batch_size).index_select(0, self.batch_in_epoch.view(1))[0]
+        index = self.order.view(self.steps_per_epoch, batch).index_select(0, self.batch_in_epoch.view(1))[0]
         images, labels = self.pool[index], self.pool_labels[index]  # uint8 [B,3,H,W], [B]
         images = random_crop_flip([images], pad=config.crop_pad, generator=rng)[0]
         if self.policy is not None:
