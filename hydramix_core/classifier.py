@@ -24,6 +24,7 @@ from .augment import HydraMixAugment
 from .data import ImageSet
 from .masks import cached_segments
 from .outputs import positive
+from .runtime import cpu_numerics
 from .splits import FewShotSplit
 
 BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "mixup", "cutmix",
@@ -260,4 +261,4 @@ def versions() -> dict:
     from . import __version__
 
     return {"hydramix": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+            "numpy": numpy.__version__, "python": platform.python_version(), "cpu_numerics": cpu_numerics()}

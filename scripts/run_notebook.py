@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 import papermill as pm
 import yaml
 from papermill.exceptions import PapermillExecutionError
+
+from hydramix_core.runtime import PORTABLE_CPU_ENV
 
 
 def main(argv=None) -> int:
@@ -34,6 +37,8 @@ def main(argv=None) -> int:
     logging.getLogger("papermill").setLevel(logging.ERROR)  # its INFO lines repeat what our line says
     declared = pm.inspect_notebook(str(args.notebook))
     values = yaml.safe_load(args.profile.read_text()) or {}
+    if values.get("cpu_numerics", "native") == "portable":  # the kernel inherits it (see hydramix_core/runtime.py)
+        os.environ.update(PORTABLE_CPU_ENV)
     values.update(profile=args.profile.stem, results_dir=str(args.results_dir))
     parameters = {name: value for name, value in values.items() if name in declared}
     output = args.results_dir / args.notebook.name

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from hydramix_core.runtime import PORTABLE_CPU_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 EXECUTED = REPO / "results" / "nbcheck"
 SANITIZE = REPO / "tests" / "nb" / "sanitize.cfg"
@@ -18,8 +20,9 @@ SANITIZE = REPO / "tests" / "nb" / "sanitize.cfg"
 pytestmark = pytest.mark.slow
 
 
-def _run_nbval(folder: Path, data_root: Path, notebooks: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRAMIX_DATA": str(data_root)}
+def _run_nbval(folder: Path, data_root: Path, notebooks: list[str], **environ) -> subprocess.CompletedProcess:
+    # The reference was made with profile nbcheck's portable CPU numerics; its kernels get the same.
+    env = {**os.environ, **environ, **PORTABLE_CPU_ENV, "HYDRAMIX_DATA": str(data_root)}
     return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-sanitize-with", str(SANITIZE),
                            "-p", "no:cacheprovider", "-q", *notebooks], cwd=folder, env=env, capture_output=True, text=True)
 

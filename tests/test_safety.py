@@ -23,6 +23,7 @@ from PIL import Image
 from torchvision.io import write_png
 
 from hydramix_core.outputs import hold
+from tests.processes import LIMIT, Started, wait_until
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -37,9 +38,8 @@ def hydramix(*args, check=True, **kwargs):
     return result
 
 
-def start(*args):
-    return subprocess.Popen([sys.executable, "-m", "hydramix_core.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def start(*args) -> Started:
+    return Started([sys.executable, "-m", "hydramix_core.cli", *args])
 
 
 def refused(result, *phrases):
@@ -188,7 +188,7 @@ def test_concurrent_augments_leave_one_consistent_result(images, generator, tmp_
     out = tmp_path / "shared"
     runs = [start("augment", "--generator", generator, "--data", images, "--per-class", 20, "--out", out,
                   "--seed", seed, "--device", "cpu") for seed in (0, 1)]
-    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    results = [(run.wait(), run.stderr) for run in runs]
     assert sum(code == 0 for code, _ in results) >= 1, results
     for code, stderr in results:
         assert code == 0 or ("being written by another run" in stderr or "already holds results" in stderr), stderr
@@ -204,12 +204,9 @@ def test_killed_augment_resumes_to_the_uninterrupted_result(images, generator, t
     out = tmp_path / "new"
     partial = tmp_path / ".new.partial"
     run = start(*args, "--out", out)
-    deadline = time.time() + 120
-    while not (partial / ".progress" / "0.json").exists():
-        assert run.poll() is None and time.time() < deadline, run.stderr.read() if run.poll() is not None else "timeout"
-        time.sleep(0.01)
+    wait_until((partial / ".progress" / "0.json").exists, what="the first class's progress file", process=run,
+               poll=0.01)
     run.kill()
-    run.wait()
     assert not out.exists() and partial.exists()
     refused(hydramix(*args, "--out", out, check=False), "--resume")
     refused(hydramix(*args[:-4], "--per-class", 3, "--device", "cpu", "--out", out, "--resume", check=False),
@@ -297,7 +294,7 @@ def test_resumed_history_equals_uninterrupted(cifar10_train, tmp_path, interrupt
     (["--executor", "pbs"], "must be local or slurm"), (["--", "--partition", "gpu"], "none given"),
 ])
 def test_run_all_rejects_bad_options(args, message):
-    result = subprocess.run([str(REPO / "run_all.sh"), *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(REPO / "run_all.sh"), *args], capture_output=True, text=True, timeout=LIMIT)
     assert result.returncode == 2 and message in result.stderr, (result.returncode, result.stderr)
     assert "unbound variable" not in result.stderr and "Done" not in result.stdout
 
@@ -306,7 +303,7 @@ def test_run_all_refuses_a_second_run_on_one_results_folder(tmp_path):
     results = tmp_path / "results"
     with hold(results):
         result = subprocess.run([str(REPO / "run_all.sh"), "--profile", "nbcheck", "--only", "01", "--results", results],
-                                capture_output=True, text=True, timeout=300)
+                                capture_output=True, text=True, timeout=LIMIT)
     assert result.returncode == 2 and "being written by another run" in result.stderr, result.stderr[-2000:]
     assert str(os.getpid()) in result.stderr and not list(results.glob("*.ipynb"))
 
@@ -316,12 +313,10 @@ def test_run_all_refuses_a_second_run_on_one_results_folder(tmp_path):
 def test_ctrl_c_during_training_says_how_to_resume(images, tmp_path):
     out = tmp_path / "run"
     run = start("fit-generator", "--data", images, "--out", out, "--steps", 5000, *SMALL)
-    deadline = time.time() + 120
-    while not (out / "generator.pt").exists():
-        assert run.poll() is None and time.time() < deadline, run.stderr.read() if run.poll() is not None else "timeout"
-        time.sleep(0.05)
+    wait_until((out / "generator.pt").exists, what="a first checkpoint", process=run)
     run.send_signal(signal.SIGINT)
-    _, stderr = run.communicate(timeout=60)
+    run.wait()
+    stderr = run.stderr
     assert run.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
     assert "interrupted at step" in stderr and "--resume" in stderr
     saved = int(re.search(r"generator.pt is at step (\d+)", stderr).group(1))

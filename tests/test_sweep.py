@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from hydramix_core.sweep import execute, is_done, load_profile, plan
+from tests.processes import LIMIT, Started, wait_until
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ SLURM_TASK = ("--gpus", 0, "--cpus", 1, "--mem", 2, "--time", 10)
 
 def sweep(*args, env=None, check=True):
     result = subprocess.run([sys.executable, "-m", "hydramix_core.cli", "sweep", *map(str, args)], capture_output=True,
-                            text=True, env=env, timeout=600)
+                            text=True, env=env, timeout=LIMIT)
     if check:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
@@ -145,14 +146,9 @@ def test_cancelled_jobs_resume_without_duplicates(slurm, tmp_path):
     results = tmp_path / "results"
     args = ("run", "--profile", path, "--results", results, "--executor", "slurm", "--runs-per-unit", 1)
     sweep(*args)
-    deadline = time.time() + 300
-    while not checkpoints(results):
-        assert time.time() < deadline, "no classifier checkpoint appeared"
-        time.sleep(0.2)
+    wait_until(lambda: checkpoints(results), what="classifier checkpoint", poll=0.2)
     subprocess.run(["scancel", "--name", "hydramix-classifier"], check=True)
-    while active_jobs():
-        assert time.time() < deadline, squeue()
-        time.sleep(0.5)
+    wait_until(lambda: not active_jobs(), what="end of the cancelled jobs", poll=0.5)
     interrupted = sweep("status", "--profile", path, "--results", results).stdout
     assert "classifier          0" in interrupted, interrupted  # neither pack finished
     assert checkpoints(results)  # kept for the resumed run
@@ -217,9 +213,8 @@ def test_two_sweeps_on_one_results_folder_share_the_work(cifar10_root, tmp_path)
     env = {**os.environ, "HYDRAMIX_DATA": str(cifar10_root)}
     command = [sys.executable, "-m", "hydramix_core.cli", "sweep", "run", "--profile", "nbcheck", "--results",
                str(results), "--devices", "none", "--runs-per-unit", "1"]
-    sweeps = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-              for _ in range(2)]
-    outputs = [sweep.communicate(timeout=600) for sweep in sweeps]
+    sweeps = [Started(command, env=env) for _ in range(2)]
+    outputs = [(sweep.wait(), sweep.stdout, sweep.stderr)[1:] for sweep in sweeps]
     assert all(sweep.returncode == 0 for sweep in sweeps), [err[-2000:] for _, err in outputs]
     trained = [line for out, _ in outputs for line in out.splitlines() if line.startswith("classifier-")]
     assert sum(": done (" in line for line in trained) == 20, trained  # every pack trained by exactly one of them
