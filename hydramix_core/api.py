@@ -24,7 +24,7 @@ import torch
 
 from .data import DatasetError, ImageSet, load_image_folder
 from .outputs import (MARKER, OutputExistsError, check_output, claim_folder, hold, install_folder, positive, read_marker,
-                      remove_owned, sibling, write_atomic, write_marker)
+                      sibling, write_atomic, write_bytes, write_marker)
 from .splits import FewShotSplit
 from .train_generator import CHECKPOINT_NAME, FINISHED_NAME, SEGMENTS_NAME, CheckpointError
 
@@ -105,24 +105,31 @@ def fit_generator(data_dir, out, *, image_size: int | None = None, steps: int = 
 
     ``image_size`` None keeps the images' size if they share one, else uses 32. The
     generator works at 64 px for images up to 32 px, else at the image size rounded down
-    to a multiple of 4. ``resume=True`` continues an interrupted run in ``out``;
-    ``overwrite=True`` replaces a folder this function made (never one holding other files).
+    to a multiple of 4. The run is built in the hidden sibling ``.<out>.partial`` and moved
+    to ``out`` only when finished, so a failed or interrupted run leaves ``out`` as it was;
+    ``resume=True`` continues an interrupted run; ``overwrite=True`` replaces a folder this
+    function made (never one holding other files or files changed since).
     """
-    from .train_generator import GeneratorConfig, train_generator
+    from .train_generator import GeneratorConfig, resolve_device, train_generator
 
     positive("image_size", image_size, allow_none=True)
     for name, value in (("steps", steps), ("ngf", ngf), ("batch_size", batch_size), *(("n_mix", n) for n in n_mix)):
         positive(name, value)
+    resolve_device(device)
     out = check_output(out, inputs=[data_dir])
+    partial = sibling(out, ".partial")
     with hold(out, what="output folder"):
         if resume:
-            info = read_run_info(out)
+            folder = partial if partial.exists() else out  # out: an interrupted run of an earlier version
+            info = read_run_info(folder)
             data, _, held_out = training_images(data_dir, info["image_size"])
             if data.fingerprint() != info["fingerprint"]:
                 raise DatasetError(f"{out} was trained on {info['data']}, whose images differ from those in {data_dir}; "
                                    f"resume with the same --data, or train into another folder.")
         else:
-            claim = claim_folder(out, tool=FIT_TOOL, overwrite=overwrite)
+            _claim_partial(partial, out, tool=FIT_TOOL, overwrite=overwrite)
+            claim_folder(out, tool=FIT_TOOL, overwrite=overwrite)
+            folder = partial
             data, _, held_out = training_images(data_dir, _choose_size(data_dir, image_size))
         image_size = data.image_size
         split = _whole_set_split(data, seed)
@@ -134,18 +141,49 @@ def fit_generator(data_dir, out, *, image_size: int | None = None, steps: int = 
             log(f"no test folder: {len(held_out)} images ({HOLDOUT:.0%} per class) are held out for testing, "
                 f"not used to train the generator")
         if not resume:  # everything is checked: only now is anything removed or written
-            if claim == "replace":
-                remove_owned(out)
-            out.mkdir(parents=True, exist_ok=True)
-            write_marker(out, tool=FIT_TOOL, files=GENERATOR_FILES)
+            if partial.exists():
+                shutil.rmtree(partial)
+            partial.mkdir(parents=True)
+            write_marker(partial, tool=FIT_TOOL, files=GENERATOR_FILES)
             info = {"data": str(Path(data_dir).resolve()), "image_size": image_size, "classes": data.classes,
                     "fingerprint": data.fingerprint(), "images": len(data), "resized": data.resized,
                     "skipped": data.skipped, "held_out_files": held_out, "seed": seed}
-            write_atomic(out / RUN_INFO, json.dumps(info, indent=1) + "\n")
-        run = train_generator(config, data, split, out, resume=resume, progress=progress)
+            write_atomic(partial / RUN_INFO, json.dumps(info, indent=1) + "\n")
+        run = train_generator(config, data, split, folder, resume=resume, progress=progress)
+        write_marker(folder, tool=FIT_TOOL, files=GENERATOR_FILES)  # now with each file's content digest
+        if folder == partial:
+            if out.exists() and any(out.iterdir()):
+                log(f"replacing the earlier generator in {out}")
+            install_folder(partial, out)
     log(f"generator trained for {run.step} steps (working size {run.config.working_size} px); "
         f"final reconstruction loss {run.history[-1]['rec']:.4f}; saved to {out}")
     return run
+
+
+def _claim_partial(partial: Path, out: Path, *, tool: str, overwrite: bool) -> None:
+    """An interrupted run's hidden folder may be discarded only with ``overwrite``, and only if the tool made it."""
+    if not partial.exists():
+        return
+    if not overwrite:
+        raise OutputExistsError(f"an interrupted {tool} into {out} left {partial}; pass --resume to finish it "
+                                f"or --overwrite to start again.")
+    marker = read_marker(partial)
+    if marker is None or marker.get("tool") != tool:
+        raise OutputExistsError(f"{partial} was not written by {tool}; move it away and rerun.")
+
+
+def open_generator(generator_dir, data: ImageSet, *, device: str):
+    """The finished generator of a fit-generator folder, every file checked against the others:
+    ``run.json`` names the images (fingerprint), which must be ``data`` and the checkpoint's, and
+    the segments cache must be the checkpoint's (a file copied in from another run is refused)."""
+    from .train_generator import load_generator, resolve_device
+
+    generator_dir = Path(generator_dir)
+    info = read_run_info(generator_dir)
+    if data.fingerprint() != info["fingerprint"]:
+        raise DatasetError(f"these images are not the image set the generator in {generator_dir} was trained on "
+                           f"(fingerprint {data.fingerprint()} vs {info['fingerprint']} in its {RUN_INFO}).")
+    return load_generator(generator_dir, device=str(resolve_device(device)), fingerprint=info["fingerprint"])
 
 
 def _choose_size(data_dir, image_size: int | None) -> int:
@@ -182,10 +220,11 @@ def augment_folder(generator_dir, data_dir, out, *, per_class: int, n_mix: int =
     equals an uninterrupted run's).
     """
     from .augment import HydraMixAugment
-    from .train_generator import load_generator, resolve_device
+    from .train_generator import resolve_device
 
     positive("per_class", per_class)
     positive("n_mix", n_mix)
+    resolve_device(device)
     generator_dir = Path(generator_dir)
     out = check_output(out, inputs=[generator_dir, data_dir])
     info = read_run_info(generator_dir)
@@ -202,10 +241,7 @@ def augment_folder(generator_dir, data_dir, out, *, per_class: int, n_mix: int =
             raise OutputExistsError(f"{partial} was started with other arguments ({started.get('arguments')}); "
                                     f"rerun with those, or pass --overwrite instead of --resume to start again.")
         data, _, _ = training_images(data_dir, info["image_size"])
-        if data.fingerprint() != info["fingerprint"]:
-            raise DatasetError(f"{data_dir} is not the image set the generator in {generator_dir} was trained on "
-                               f"(fingerprint {data.fingerprint()} vs {info['fingerprint']}).")
-        run = load_generator(generator_dir, device=str(resolve_device(device)))
+        run = open_generator(generator_dir, data, device=device)
         if partial.exists() and not (resume and started is not None):
             if started is None or started.get("tool") != AUGMENT_TOOL:
                 raise OutputExistsError(f"{partial} was not written by {AUGMENT_TOOL}; move it away and rerun.")
@@ -235,7 +271,7 @@ PROGRESS = ".progress"  # in a partial augment folder: one JSON per finished cla
 def _augment_class(augment, data: ImageSet, data_dir, folder: Path, label: int, name: str, per_class: int,
                    seed: int) -> list[dict]:
     """Generate and write one class (or read back its entries if an earlier run finished it)."""
-    from torchvision.io import write_png
+    from torchvision.io import encode_png
 
     from .figures import mask_colors
 
@@ -250,8 +286,9 @@ def _augment_class(augment, data: ImageSet, data_dir, folder: Path, label: int, 
     entries = []
     for index in range(per_class):
         file = f"{name}/hydramix_{index:04d}.png"
-        write_png((images[index].cpu() * 255).round().to(torch.uint8), str(folder / file))
-        write_png((mask_images[index] * 255).round().to(torch.uint8), str(folder / "masks" / file))
+        # Written by Python, which reports a full disk (torchvision's write_png does not).
+        write_bytes(folder / file, encode_png((images[index].cpu() * 255).round().to(torch.uint8)).numpy().tobytes())
+        write_bytes(folder / "masks" / file, encode_png((mask_images[index] * 255).round().to(torch.uint8)).numpy().tobytes())
         entries.append({"file": file, "class": name, "mask": f"masks/{file}",
                         "sources": [os.path.relpath(data.files[i], Path(data_dir)) for i in members[index].tolist()]})
     write_atomic(done, json.dumps(entries))
@@ -283,9 +320,19 @@ def train_classifier_on_folder(data_dir, *, test_dir=None, method: str = "baseli
     an existing one is replaced only with ``overwrite`` and only if it is such a record.
     """
     from .classifier import GENERATOR_METHODS, ClassifierConfig, parse_method, train_classifier
-    from .train_generator import load_generator, resolve_device
+    from .train_generator import resolve_device
 
     base, _ = parse_method(method)
+    resolve_device(device)
+    if test_dir is not None:
+        test_root = Path(test_dir).expanduser().resolve()
+        if not test_root.is_dir():
+            raise DatasetError(f"the test folder {test_dir} does not exist (or is not a folder); give a class folder "
+                               f"DIR/<class>/, or leave out --test to test on {data_dir}/test/ or a held-out "
+                               f"{holdout:.0%} per class.")
+        if test_root in (Path(data_dir).expanduser().resolve(), train_folder(data_dir).expanduser().resolve()):
+            raise DatasetError(f"--test {test_dir} is the training folder: a classifier tested on its own training "
+                               f"images says nothing. Give a separate test folder, or leave out --test.")
     positive("image_size", image_size, allow_none=True)
     positive("steps", steps, allow_none=True)
     positive("epochs", epochs)
@@ -303,11 +350,13 @@ def train_classifier_on_folder(data_dir, *, test_dir=None, method: str = "baseli
         if held_out:
             log(f"no test folder: holding out {len(held_out)} images ({holdout:.0%} per class) for testing")
         if info is not None and train.fingerprint() != info["fingerprint"]:
-            raise DatasetError(f"the training images of {data_dir} are not those the generator in {generator} was trained on.")
+            raise DatasetError(f"the training images of {data_dir} are not the image set the generator in {generator} "
+                               f"was trained on (fingerprint {train.fingerprint()} vs {info['fingerprint']} in its "
+                               f"{RUN_INFO}).")
         split = _whole_set_split(train, seed)
         generator_run = None
         if base in GENERATOR_METHODS:
-            generator_run = load_generator(generator, device=str(resolve_device(device)))
+            generator_run = open_generator(generator, train, device=device)
             # Same images (fingerprint checked above); the classifier's seed may differ from the generator's.
             generator_run.split = {**generator_run.split, "seed": seed}
         config = ClassifierConfig(dataset=train.name, samples_per_class=split.samples_per_class, seed=seed, method=method,

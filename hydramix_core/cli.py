@@ -122,16 +122,17 @@ RESUME_HINT = {
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sweep":
+        from .profiles import ProfileError
         from .sweep import SweepError, main_with
 
         try:
             return main_with(args)
-        except SweepError as error:
+        except (SweepError, ProfileError) as error:
             print(f"hydramix sweep: error: {error}", file=sys.stderr)
             return 2
     from .api import augment_folder, fit_generator, train_classifier_on_folder
     from .data import DatasetError
-    from .outputs import OutputError
+    from .outputs import OutputError, describe_os_error
     from .train_generator import CheckpointError
 
     try:
@@ -148,6 +149,10 @@ def main(argv=None) -> int:
                                        device=args.device, out=args.out, overwrite=args.overwrite)
     except (OutputError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"hydramix {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # full disk, permissions, read-only file systems: named, with what to do
+        hint = RESUME_HINT[args.command] or "Then rerun the same command with --resume (or --overwrite to start again)."
+        print(f"hydramix {args.command}: error: {describe_os_error(error)} {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         print(f"\nhydramix {args.command}: interrupted. {str(interrupt) or RESUME_HINT[args.command]}", file=sys.stderr)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -243,6 +245,9 @@ def _load_stl10(spec: DatasetSpec, root: Path, train: bool, download: bool) -> I
                     list(dataset.classes), spec.name, "train" if train else "test", str(root / tvd.STL10.base_folder))
 
 
+DOWNLOAD_TIMEOUT = 60  # seconds a download may wait for the next bytes (HYDRAMIX_DOWNLOAD_TIMEOUT overrides)
+
+
 def ensure_extracted(spec: DatasetSpec, archive: Archive, root: Path, is_ready, download: bool) -> None:
     """Make ``is_ready()`` true: extract the archive found in ``root`` or download it first.
 
@@ -255,12 +260,19 @@ def ensure_extracted(spec: DatasetSpec, archive: Archive, root: Path, is_ready, 
     if not path.exists():
         if not download:
             raise DatasetNotFoundError(_missing_message(spec, archive, root, "download=False"))
+        timeout = float(os.environ.get("HYDRAMIX_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT))
+        print(f"downloading {spec.name} from {archive.url} to {path} (a silent network fails after {timeout:g} s)",
+              file=sys.stderr)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(timeout)  # torchvision's download_url sets none: a stalled proxy would hang for ever
         try:
             download_url(archive.url, str(root), archive.filename, archive.md5)
-        except Exception as error:  # network down, HTTP error, bad checksum
+        except Exception as error:  # network down or silent, HTTP error, bad checksum
             if path.exists():
                 path.replace(path.with_name(path.name + ".corrupt"))
-            raise DatasetNotFoundError(_missing_message(spec, archive, root, f"download failed: {error}")) from error
+            raise DatasetNotFoundError(_missing_message(spec, archive, root, f"download failed: {error!r}")) from error
+        finally:
+            socket.setdefaulttimeout(previous)
     if not check_integrity(str(path), archive.md5):
         bad = path.with_name(path.name + ".corrupt")
         path.replace(bad)
@@ -350,13 +362,16 @@ def _resize_center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _read_image(file: Path) -> torch.Tensor:
-    """[3, H, W] uint8 RGB from any pixel format: grayscale, palette, alpha (dropped), CMYK, 16-bit."""
+    """[3, H, W] uint8 RGB from any pixel format: grayscale, palette, alpha (dropped), CMYK, 16-bit;
+    the first frame of an animated image (as Pillow reads one)."""
     try:
         with warnings.catch_warnings():  # torchvision 0.29 flags its decoders as deprecated; they still work
             warnings.simplefilter("ignore", DeprecationWarning)
             image = decode_image(str(file), mode=ImageReadMode.RGB)
     except Exception:
         image = _read_image_pil(file)  # torchvision decodes PNG/JPEG/WebP/GIF only; Pillow reads BMP, TIFF, ...
+    if image.ndim == 4:  # an animated GIF/WebP: its frames, of which the first is the image
+        image = image[0]
     if image.dtype == torch.uint16:  # 16-bit PNG
         image = (image.to(torch.int32) // 257).to(torch.uint8)
     return image

@@ -46,7 +46,7 @@ from .classifier import (ClassifierConfig, Dropout, build_classifier, device_nam
 from .data import ImageSet
 from .graphs import capture
 from .masks import random_crop_flip
-from .outputs import replacing
+from .outputs import save_atomic
 from .splits import FewShotSplit, epoch_length
 
 LOOKAHEAD_STEPS = 64  # steps whose generated samples are rendered together
@@ -260,8 +260,7 @@ class Run:
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "rng": self.rng.get_state(), "host_rng": self.host_rng.get_state(),
                  "bank": {k: v.cpu() for k, v in self.augment.bank.items()} if self.bank else None}
-        with replacing(self.checkpoint) as tmp:
-            torch.save(state, tmp)
+        save_atomic(state, self.checkpoint)
 
     def _resume(self) -> None:
         path = self.checkpoint

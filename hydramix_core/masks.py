@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .outputs import replacing
+from .outputs import save_atomic
 
 MASK_KINDS = ("hydramix", "grid", "chimeramix_seg", "chimeramix_grid")
 
@@ -76,8 +76,7 @@ def cached_segments(images: torch.Tensor, cache_path: str | os.PathLike | None, 
             return saved["segments"]
     segments = felzenszwalb_segments(images, size=size, scale=scale, min_size=min_size, progress=True)
     if cache_path is not None:
-        with replacing(cache_path) as tmp:
-            torch.save({"meta": meta, "segments": segments}, tmp)
+        save_atomic({"meta": meta, "segments": segments}, cache_path)
     return segments
 
 

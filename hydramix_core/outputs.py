@@ -7,15 +7,17 @@ Rules every writer in the package follows:
   ``.<name>.lock``; a second writer of the same path is refused with a message naming the
   holder (pid, host, command, start time). The kernel drops the lock when its process dies,
   so a killed run never leaves a stale lock.
-- Output folders carry a marker file (``MARKER``) listing what the tool wrote. ``--overwrite``
-  replaces a folder only when every file in it is listed there; it never deletes anything
-  the tool did not write.
+- Output folders carry a marker file (``MARKER``) listing what the tool wrote, with each file's
+  sha256. ``--overwrite`` replaces a folder only when every file in it is listed there with
+  its content unchanged; it never deletes anything the tool did not write or a user edited.
 - Finished files are written to a temporary name and renamed into place (``write_atomic``);
   whole folders are built in a hidden sibling and renamed into place (``install_folder``).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import shutil
@@ -186,9 +188,44 @@ def replacing(path):
         raise
 
 
+def write_bytes(path, data) -> None:
+    """``Path.write_bytes``, but a failed write (a full disk) names the file it was writing."""
+    try:
+        Path(path).write_bytes(data)
+    except OSError as error:
+        if error.filename:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None
+
+
 def write_atomic(path, text: str) -> None:
     with replacing(path) as tmp:
-        tmp.write_text(text)
+        write_bytes(tmp, text.encode())
+
+
+def save_atomic(obj, path) -> None:
+    """``torch.save`` through ``replacing``. The bytes are written by Python, which reports a full
+    disk as the OSError it is (torch's own file writer says only 'unexpected pos')."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with replacing(path) as tmp:
+        write_bytes(tmp, buffer.getbuffer())
+
+
+def describe_os_error(error: OSError) -> str:
+    """What went wrong with which file, and what to do, for errors of the file system."""
+    where = f" {error.filename}" if error.filename else ""
+    hints = {errno.ENOSPC: "The disk is full: free space there or choose another location; nothing half-written "
+                           "was kept as a result.",
+             errno.EDQUOT: "The disk quota is exhausted: free space or choose another location.",
+             errno.EACCES: "Check the permissions of that path and the folders above it.",
+             errno.EPERM: "Check the permissions of that path.",
+             errno.EROFS: "The file system is read-only: choose another location."}
+    return f"cannot access{where}: {error.strerror or error}. " + hints.get(error.errno, "Check that path and retry.")
 
 
 def read_marker(folder: Path) -> dict | None:
@@ -198,15 +235,34 @@ def read_marker(folder: Path) -> dict | None:
         return None
 
 
+def digest(path: Path) -> str:
+    """sha256 of a file's content (hashlib.file_digest needs Python 3.11)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def write_marker(folder: Path, *, tool: str, files, **details) -> None:
-    write_atomic(folder / MARKER, json.dumps({"tool": tool, "files": sorted(files), **details}, indent=1) + "\n")
+    """Record which files in ``folder`` the tool wrote, each with the sha256 of its content (None
+    for one not written yet): a file edited or replaced since is not the tool's any more."""
+    identities = {name: digest(folder / name) if (folder / name).is_file() else None for name in sorted(files)}
+    write_atomic(folder / MARKER, json.dumps({"tool": tool, "files": identities, **details}, indent=1) + "\n")
+
+
+def _listed(marker: dict) -> dict:
+    files = marker.get("files") or {}
+    return files if isinstance(files, dict) else dict.fromkeys(files)  # a list: markers of earlier versions
 
 
 def foreign_files(folder: Path) -> list[str]:
-    """Files in ``folder`` that its marker does not list (all of them without a marker). A
-    temporary sibling left by ``replacing`` (a killed write) counts as its target."""
-    marker = read_marker(folder) or {"files": []}
-    listed = set(marker["files"]) | {MARKER}
+    """Files in ``folder`` that its marker does not list (all of them without a marker), or whose
+    content differs from what the marker recorded. A temporary sibling left by ``replacing`` (a
+    killed write) counts as its target."""
+    marker = read_marker(folder) or {"files": {}}
+    identities = _listed(marker)
+    listed = set(identities) | {MARKER}
 
     def target(path: Path) -> str:
         name = path.name
@@ -214,8 +270,12 @@ def foreign_files(folder: Path) -> list[str]:
             name = name[1:-4].rsplit(".", 1)[0]
         return (path.parent / name).relative_to(folder).as_posix()
 
+    def changed(path: Path) -> bool:
+        name = path.relative_to(folder).as_posix()
+        return identities.get(name) is not None and digest(path) != identities[name]
+
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if not p.is_dir() and target(p) not in listed)
+                  if not p.is_dir() and (target(p) not in listed or changed(p)))
 
 
 def claim_folder(out: Path, *, tool: str, overwrite: bool) -> str:
@@ -231,7 +291,7 @@ def claim_folder(out: Path, *, tool: str, overwrite: bool) -> str:
     if marker is None or marker.get("tool") != tool or foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         made_by = (f"it was made by {marker['tool']}" if marker and marker.get("tool") != tool
-                   else f"it holds files {tool} did not write ({shown})")
+                   else f"it holds files {tool} did not write or that were changed since ({shown})")
         raise OutputExistsError(f"{out} is not empty and {made_by}; --overwrite only replaces what {tool} wrote. "
                                 f"Choose a new or empty folder.")
     if not overwrite:

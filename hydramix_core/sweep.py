@@ -29,10 +29,10 @@ import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
 
 from .classifier import GENERATOR_METHODS, parse_method
 from .outputs import LockedError, is_held, write_atomic
+from .profiles import load_profile
 from .study import generator_configs, generator_folder, run_path, sweep_configs
 from .train_generator import CHECKPOINT_NAME, FINISHED_NAME
 
@@ -63,17 +63,6 @@ class Unit:
 
 
 # --- planning ------------------------------------------------------------------------------
-
-def load_profile(profile: str | os.PathLike) -> tuple[str, dict]:
-    """(name, parameters) of ``profiles/<profile>.yaml``, or of a YAML file given by path."""
-    path = Path(profile)
-    if path.suffix not in (".yaml", ".yml"):
-        path = REPO / "profiles" / f"{profile}.yaml"
-    if not path.is_file():
-        known = " ".join(sorted(p.stem for p in (REPO / "profiles").glob("*.yaml")))
-        raise SweepError(f"no profile {path} (have: {known})")
-    return path.stem, yaml.safe_load(path.read_text())
-
 
 def plan(profile: dict, results_dir, *, runs_per_unit: int = 4, generators_per_unit: int = 1) -> list[Unit]:
     """Every unit of the profile, done or not: generators first (``generators_per_unit`` > 1:

@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .outputs import replacing
+from .outputs import save_atomic
 
 CLIP_LABEL = "CLIP synset entropy"
 SURROGATE_LABEL = "synset entropy (EfficientNet-Lite0 surrogate)"
@@ -181,8 +181,7 @@ class ClipScorer:
             embedded = F.normalize(self.model.encode_text(tokens).float(), dim=-1).mean(0)
             features.append(F.normalize(embedded, dim=0))
         features = torch.stack(features)  # [K, D]
-        with replacing(self.text_cache) as tmp:
-            torch.save(features.cpu(), tmp)
+        save_atomic(features.cpu(), self.text_cache)
         return features
 
     @torch.no_grad()

@@ -36,7 +36,7 @@ from .graphs import capture
 from .losses import LaplacianPyramidLoss, lsgan_loss
 from .masks import MASK_KINDS, cached_segments, make_masks, random_crop_flip, to_working_size
 from .models import ClassPool, Discriminator, Generator, mix
-from .outputs import hold, positive, replacing, write_atomic
+from .outputs import hold, positive, save_atomic, write_atomic
 from .splits import FewShotSplit, epoch_length
 
 CHECKPOINT_NAME = "generator.pt"
@@ -128,10 +128,28 @@ class GeneratorRun:
     path: Path | None = None
 
 
-def resolve_device(device: str) -> torch.device:
+class DeviceError(ValueError):
+    """A device that this machine does not have; raised before any work."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` is CUDA when a GPU is visible, else the CPU; an explicit device must exist."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise DeviceError(f"device {device!r} was asked for, but no CUDA GPU is visible here (torch "
+                              f"{torch.__version__}, {built}); use --device cpu or --device auto.")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA GPU(s) are visible.")
+    elif resolved.type != "cpu":
+        raise DeviceError(f"device {device!r} is not supported: use auto, cpu or cuda")
+    return resolved
 
 
 def _split_identity(split: FewShotSplit) -> dict:
@@ -412,8 +430,7 @@ def _saved_step(path: Path) -> str:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    with replacing(path) as tmp:  # atomic: a crash never leaves a half-written checkpoint
-        torch.save(state, tmp)
+    save_atomic(state, path)  # atomic: a crash never leaves a half-written checkpoint
 
 
 def _load_checkpoint(path: Path) -> dict:
@@ -440,8 +457,9 @@ def _check_compatible(state: dict, config: GeneratorConfig, split: FewShotSplit,
 
 
 def load_generator(path: str | os.PathLike, *, split: FewShotSplit | None = None, device: str = "cpu",
-                   require_finished: bool = True) -> GeneratorRun:
-    """Load a trained generator; with ``split``, refuse one trained on other data."""
+                   require_finished: bool = True, fingerprint: str | None = None) -> GeneratorRun:
+    """Load a trained generator; with ``split`` or ``fingerprint`` (of the training images),
+    refuse one trained on other data. Its segments cache must be the one made with it."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
@@ -452,16 +470,27 @@ def load_generator(path: str | os.PathLike, *, split: FewShotSplit | None = None
         raise CheckpointError(f"{path} is from an unfinished run (step {state['step']}); resume its training first.")
     if split is not None and state["split"] != _split_identity(split):
         raise CheckpointError(f"{path} was trained on {state['split']}, not on {_split_identity(split)}.")
+    if fingerprint is not None and state["split"].get("fingerprint") != fingerprint:
+        raise CheckpointError(f"{path} was trained on other images (fingerprint {state['split'].get('fingerprint')}) "
+                              f"than its folder's run record says ({fingerprint}): the folder mixes files of "
+                              f"different runs. Train it again with --overwrite.")
     config = GeneratorConfig(**state["config"])
     generator, _ = build_models(config)
     generator.load_state_dict(state["generator"])
     generator.to(resolve_device(device)).eval()
     segments_file = path.parent / SEGMENTS_NAME
+    rebuild = ("It is rebuilt from the images when the generator's training is rerun with the same arguments "
+               "and resumed (`hydramix fit-generator ... --resume`, or notebook 02).")
     try:
-        segments = torch.load(segments_file, weights_only=True)["segments"]
+        saved = torch.load(segments_file, weights_only=True)
+        segments, meta = saved["segments"], saved.get("meta", {})
     except Exception as error:
-        raise CheckpointError(f"{segments_file} is missing or unreadable ({type(error).__name__}). It is rebuilt from the "
-                              f"images: rerun the generator's training with the same arguments and resume "
-                              f"(`hydramix fit-generator ... --resume`, or notebook 02).") from None
+        raise CheckpointError(f"{segments_file} is missing or unreadable ({type(error).__name__}). {rebuild}") from None
+    identity = _split_identity(split) if split is not None else state["split"]
+    if (not str(meta.get("key", "")).startswith(f"{identity['fingerprint']}/") or meta.get("size") != config.working_size
+            or meta.get("count") != len(segments)):
+        raise CheckpointError(f"{segments_file} belongs to another generator run (made for {meta.get('key')!r} at "
+                              f"{meta.get('size')} px, not for this checkpoint's images at {config.working_size} px). "
+                              f"Delete it. {rebuild}")
     return GeneratorRun(generator, config, state["split"], segments, state["history"], state["step"], path)
 

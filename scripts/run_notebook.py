@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import papermill as pm
-import yaml
 from papermill.exceptions import PapermillExecutionError
 
+from hydramix_core.profiles import ProfileError, load_profile
 from hydramix_core.runtime import PORTABLE_CPU_ENV
 
 
@@ -36,7 +36,11 @@ def main(argv=None) -> int:
 
     logging.getLogger("papermill").setLevel(logging.ERROR)  # its INFO lines repeat what our line says
     declared = pm.inspect_notebook(str(args.notebook))
-    values = yaml.safe_load(args.profile.read_text()) or {}
+    try:
+        _, values = load_profile(args.profile)
+    except ProfileError as error:
+        print(f"{args.notebook.stem}: {error}", file=sys.stderr)
+        return 2
     if values.get("cpu_numerics", "native") == "portable":  # the kernel inherits it (see hydramix_core/runtime.py)
         os.environ.update(PORTABLE_CPU_ENV)
     values.update(profile=args.profile.stem, results_dir=str(args.results_dir))

@@ -84,7 +84,9 @@ def test_interrupted_fit_resumes(folder, tmp_path, interrupt_generator_at):
     interrupt_generator_at(3)
     with pytest.raises(KeyboardInterrupt):
         fit_generator(folder, tmp_path / "run", steps=6, ngf=8, batch_size=4, device="cpu", progress=False, log=lambda *_: None)
-    assert torch.load(tmp_path / "run/generator.pt", weights_only=True)["step"] == 3
+    assert not (tmp_path / "run").exists()  # built in a hidden sibling until finished
+    assert torch.load(tmp_path / ".run.partial/generator.pt", weights_only=True)["step"] == 3
     resumed = hydramix("fit-generator", "--data", folder, "--out", tmp_path / "run", "--steps", 6, "--ngf", 8,
                        "--batch-size", 4, "--device", "cpu", "--resume").stdout
     assert "trained for 6 steps" in resumed
+    assert (tmp_path / "run/finished.json").exists() and not (tmp_path / ".run.partial").exists()

@@ -313,7 +313,7 @@ def test_run_all_refuses_a_second_run_on_one_results_folder(tmp_path):
 def test_ctrl_c_during_training_says_how_to_resume(images, tmp_path):
     out = tmp_path / "run"
     run = start("fit-generator", "--data", images, "--out", out, "--steps", 5000, *SMALL)
-    wait_until((out / "generator.pt").exists, what="a first checkpoint", process=run)
+    wait_until((tmp_path / ".run.partial" / "generator.pt").exists, what="a first checkpoint", process=run)
     run.send_signal(signal.SIGINT)
     run.wait()
     stderr = run.stderr
@@ -362,3 +362,183 @@ def test_every_pixel_format_is_read(images, tmp_path):
     assert torch.equal(by_name["cat/sixteen_bit.png"][0], torch.from_numpy(rgb[..., 0].copy()))
     for same in ("ship/bitmap.bmp", "ship/scan.tiff", "cat/alpha.png"):
         assert torch.equal(by_name[same], by_name["cat/0.png"]), same
+
+
+# 9. a failing command keeps the previous result; every file read is checked ------------------
+
+def _other_generator(images, tmp_path) -> Path:
+    """A finished generator on other images (the first 5 of each class) than ``images``."""
+    other = tmp_path / "other_data"
+    for folder in sorted(p for p in images.iterdir() if p.is_dir()):
+        (other / folder.name).mkdir(parents=True)
+        for file in sorted(folder.iterdir())[:5]:
+            shutil.copy(file, other / folder.name / file.name)
+    run = tmp_path / "other_gen"
+    hydramix("fit-generator", "--data", other, "--out", run, "--steps", 3, *SMALL)
+    return run
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+@pytest.mark.parametrize("command", ["fit-generator", "augment", "train-classifier"])
+def test_a_missing_device_is_refused_before_any_work(command, images, generator, tmp_path):
+    kept = tmp_path / "kept"
+    shutil.copytree(generator, kept)
+    before = snapshot(kept)
+    args = {"fit-generator": ("--data", images, "--out", kept, "--overwrite", "--steps", 3),
+            "augment": ("--generator", kept, "--data", images, "--per-class", 1, "--out", tmp_path / "aug"),
+            "train-classifier": ("--data", images, "--method", "hydramix", "--generator", kept, "--steps", 2,
+                                 "--out", tmp_path / "r.json")}[command]
+    refused(hydramix(command, *args, "--device", "cuda", check=False), "no CUDA GPU", "--device cpu")
+    assert snapshot(kept) == before and sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+
+
+def test_an_interrupted_overwrite_keeps_the_finished_generator(images, generator, tmp_path):
+    out = tmp_path / "gen"
+    shutil.copytree(generator, out)
+    before = snapshot(out)
+    run = start("fit-generator", "--data", images, "--out", out, "--overwrite", "--steps", 5000, *SMALL)
+    wait_until((tmp_path / ".gen.partial" / "generator.pt").exists, what="the new run's first checkpoint", process=run)
+    run.send_signal(signal.SIGINT)
+    assert run.wait() == 130 and "--resume" in run.stderr, run.stderr[-2000:]
+    assert snapshot(out) == before  # the finished generator is untouched
+    refused(hydramix("fit-generator", "--data", images, "--out", out, "--steps", 5000, *SMALL, check=False),
+            "--resume", "--overwrite")
+    hydramix("fit-generator", "--data", images, "--out", out, "--steps", 4, *SMALL, "--overwrite")  # start again
+    assert not (tmp_path / ".gen.partial").exists() and snapshot(out) != before
+    assert json.loads((out / "generator.pt").with_name("finished.json").read_text())
+
+
+def test_files_copied_in_from_another_generator_are_refused(images, generator, tmp_path):
+    other = _other_generator(images, tmp_path)
+    for name, phrase in (("generator.pt", "other images"), ("segments.pt", "another generator run"),
+                         ("run.json", "not the image set")):
+        mixed = tmp_path / f"mixed_{name}"
+        shutil.copytree(generator, mixed)
+        shutil.copy(other / name, mixed / name)
+        refused(hydramix("augment", "--generator", mixed, "--data", images, "--per-class", 1, "--device", "cpu",
+                         "--out", tmp_path / f"aug_{name}", check=False), phrase)
+        refused(hydramix("train-classifier", "--data", images, "--method", "hydramix", "--generator", mixed,
+                         "--steps", 2, "--device", "cpu", check=False), phrase)
+        assert not (tmp_path / f"aug_{name}").exists()
+
+
+@pytest.mark.parametrize("edit", ["changed image", "replaced generator"])
+def test_overwrite_refuses_a_file_changed_since_the_tool_wrote_it(edit, images, generator, tmp_path):
+    if edit == "changed image":
+        out = tmp_path / "aug"
+        hydramix("augment", "--generator", generator, "--data", images, "--per-class", 2, "--out", out, "--device", "cpu")
+        edited = out / "cat" / "hydramix_0000.png"
+        edited.write_bytes((out / "cat" / "hydramix_0001.png").read_bytes())  # the user's own pick
+        again = ("augment", "--generator", generator, "--data", images, "--per-class", 2, "--device", "cpu")
+    else:
+        out = tmp_path / "gen"
+        shutil.copytree(generator, out)
+        edited = out / "generator.pt"
+        edited.write_bytes(edited.read_bytes() + b"\0")
+        again = ("fit-generator", "--data", images, "--steps", 3, *SMALL)
+    before = snapshot(out)
+    refused(hydramix(*again, "--out", out, "--overwrite", check=False), edited.relative_to(out).as_posix(),
+            "changed since")
+    assert snapshot(out) == before
+
+
+def test_test_folder_must_exist_and_differ_from_the_training_folder(images, tmp_path):
+    for test, phrase in ((tmp_path / "tset_typo", "does not exist"), (images, "is the training folder")):
+        refused(hydramix("train-classifier", "--data", images, "--test", test, "--steps", 2, "--device", "cpu",
+                         "--out", tmp_path / "r.json", check=False), phrase)
+        assert not (tmp_path / "r.json").exists()
+
+
+# 10. hangs, full disks, odd images, bad profiles: a clear error, never a raw traceback -------
+
+def test_a_silent_network_fails_with_a_message_not_a_hang(tmp_path):
+    import socket as sockets
+
+    server = sockets.socket()  # a proxy that accepts connections and never answers
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    proxy = f"http://127.0.0.1:{server.getsockname()[1]}"
+    env = {**os.environ, "HYDRAMIX_DATA": str(tmp_path / "data"), "HYDRAMIX_DOWNLOAD_TIMEOUT": "2",
+           "https_proxy": proxy, "http_proxy": proxy, "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "no_proxy": ""}
+    code = "from hydramix_core.data import load_dataset; load_dataset('cifar10', download=True)"
+    try:
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=LIMIT)
+    finally:
+        server.close()
+    assert result.returncode != 0
+    assert "downloading cifar10 from https://" in result.stderr  # says what is fetched, and where to
+    assert "timed out" in result.stderr and "place it at" in result.stderr, result.stderr[-2000:]
+    assert not list((tmp_path / "data").glob("*.tar.gz"))  # nothing half-downloaded left as if complete
+
+
+def _full_disk_run(command, folder: Path, size_kb: int):
+    """Run ``command`` with a ``size_kb`` tmpfs mounted at ``folder`` (a real ENOSPC) in a private
+    user and mount namespace."""
+    script = f'mount -t tmpfs -o size={size_kb}k tmpfs "{folder}" && exec "$@"'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *map(str, command)], capture_output=True,
+                          text=True)
+
+
+@pytest.mark.parametrize("command", ["augment", "fit-generator"])
+def test_a_full_disk_is_named_and_leaves_no_result(command, images, generator, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if _full_disk_run(["true"], disk, 64).returncode != 0:
+        pytest.skip("cannot mount a tmpfs in a user namespace here")
+    cli = [sys.executable, "-m", "hydramix_core.cli"]
+    # the disk holds what fits: a copy of the generator for augment; for fit-generator, run.json and a little more
+    script = {"augment": [*cli, "augment", "--generator", generator, "--data", images, "--per-class", 200,
+                          "--device", "cpu", "--out", disk / "out"],
+              "fit-generator": [*cli, "fit-generator", "--data", images, "--out", disk / "out", "--steps", 3, *SMALL]}
+    result = _full_disk_run(["sh", "-c", '"$@"; code=$?; ls -a "$0"; exit $code', disk, *script[command]], disk,
+                            600 if command == "augment" else 96)
+    refused(result, "The disk is full", str(disk))
+    assert "\nout\n" not in result.stdout  # no finished-looking result folder; only the hidden partial
+
+
+def test_an_animated_image_is_read_as_its_first_frame(images, tmp_path):
+    from PIL import Image as PILImage
+
+    data = tmp_path / "data"
+    shutil.copytree(images, data)
+    frames = [PILImage.new("RGB", (32, 32), color) for color in ((10, 20, 30), (200, 100, 0))]
+    frames[0].save(data / "cat" / "animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = hydramix("train-classifier", "--data", data, "--steps", 2, "--model", "wrn16_2", "--device", "cpu")
+    assert "Traceback" not in result.stderr
+    from hydramix_core.data import load_image_folder
+
+    loaded = load_image_folder(data, image_size=32)
+    index = next(i for i, f in enumerate(loaded.files) if str(f).endswith("animated.gif"))
+    assert loaded.images[index][:, 0, 0].tolist() == [10, 20, 30]
+
+
+@pytest.mark.parametrize("key, value, phrase", [
+    ("p_gen", float("nan"), "p_gen: must be a number in [0, 1]"), ("methods", ["hydramix", "nosuch"], "Unknown method"),
+    ("seeds", [], "seeds: must be a non-empty list"), ("samples_per_class", [0], "samples_per_class: values must be"),
+    ("generator", {"ngf": -1}, "ngf must be a positive integer"), ("classifier", {"stepz": 3}, "classifier.stepz"),
+    ("device", "tpu", "device: must be auto"), ("p_gen_values", [1.5], "p_gen_values"), ("colour", 1, "unknown key")])
+def test_every_bad_profile_value_is_named_with_its_file_and_key(key, value, phrase, tmp_path):
+    import yaml
+
+    profile = yaml.safe_load((REPO / "profiles" / "nbcheck.yaml").read_text())
+    profile[key] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    refused(hydramix("sweep", "status", "--profile", path, check=False), str(path), phrase)
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebook.py"),
+                             str(REPO / "notebooks" / "01_data_splits.ipynb"), str(tmp_path / "results"), "--profile",
+                             str(path)], capture_output=True, text=True)
+    refused(result, str(path), phrase)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder: an unreadable one exists only for other users")
+def test_an_unreadable_class_folder_is_named(images, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(images, data)
+    (data / "cat").chmod(0)
+    try:
+        result = hydramix("train-classifier", "--data", data, "--steps", 2, "--device", "cpu", check=False)
+    finally:
+        (data / "cat").chmod(0o755)
+    refused(result, str(data / "cat"), "ermission")
