@@ -234,17 +234,16 @@ def augment_folder(generator_dir, data_dir, out, *, per_class: int, n_mix: int =
     with hold(out, what="output folder"):
         claim = claim_folder(out, tool=AUGMENT_TOOL, overwrite=overwrite)
         started = read_marker(partial) if partial.exists() else None
-        if partial.exists() and not (resume or overwrite):
-            raise OutputExistsError(f"an interrupted augment into {out} left {partial}; pass --resume to finish it "
-                                    f"or --overwrite to start again.")
+        if not resume:
+            _claim_partial(partial, out, tool=AUGMENT_TOOL, overwrite=overwrite)
+        elif partial.exists() and started is None:
+            raise OutputExistsError(f"{partial} was not written by {AUGMENT_TOOL}; move it away and rerun.")
         if resume and started is not None and started.get("arguments") != arguments:
             raise OutputExistsError(f"{partial} was started with other arguments ({started.get('arguments')}); "
                                     f"rerun with those, or pass --overwrite instead of --resume to start again.")
         data, _, _ = training_images(data_dir, info["image_size"])
         run = open_generator(generator_dir, data, device=device)
-        if partial.exists() and not (resume and started is not None):
-            if started is None or started.get("tool") != AUGMENT_TOOL:
-                raise OutputExistsError(f"{partial} was not written by {AUGMENT_TOOL}; move it away and rerun.")
+        if partial.exists() and not resume:  # checked by _claim_partial: an interrupted augment's own
             shutil.rmtree(partial)
         partial.mkdir(exist_ok=True)
         write_marker(partial, tool=AUGMENT_TOOL, files=[], arguments=arguments)
