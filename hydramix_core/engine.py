@@ -23,7 +23,8 @@ hundreds on a GPU, and the network runs only for the samples replaced. A per-cla
 
 On CUDA the step is one CUDA graph (graphs.py), captured on first use and replayed on the
 run's stream; runs of a pack take turns issuing steps, so their graphs run concurrently.
-On CPU (or ``graphed=False``) the same step runs eagerly, one run after the other.
+On CPU (or ``graphed=False``) the same step runs eagerly, one run after the other;
+``graphed=True`` on a CPU replays graphs.py's stand-in, which is how tests check the capture.
 
 Epochs: the split repeated to ~500 samples per class, shuffled; an epoch that does not
 fill its last batch wraps around to the start of its own order (static batch size).
@@ -79,9 +80,10 @@ class Run:
         self.host_rng = torch.Generator().manual_seed(config.seed)  # host choices: N per batch, whole-batch replacement
         few = train_set.subset(split.indices)
         self.augment = augment or make_augment(config, few, generator_run, segments_cache, device=device)
+        # graphed on a CPU: graphs.TapeGraph, which checks that the step can be captured (tests)
         self.graphed = (device.type == "cuda" and not self.bank) if graphed is None else graphed
-        if self.graphed and (device.type != "cuda" or self.bank):
-            raise ValueError("graphed steps need a CUDA device and bank_size 0")
+        if self.graphed and self.bank:
+            raise ValueError("graphed steps need bank_size 0 (a bank is host logic inside the step)")
         with torch.random.fork_rng(devices=[]):  # the weights' initialisation depends on the seed alone
             torch.manual_seed(config.seed)
             model = build_classifier(config.model, train_set.num_classes)
@@ -160,24 +162,30 @@ class Run:
 
         Per step: N and (ChimeraMix's rule) the whole-batch decision from the host generator;
         per sample (``p_gen``): an independent draw. Only the samples replaced are rendered,
-        grouped by N in batches of up to ``RENDER_BATCH`` for the device. Runs outside the CUDA
-        graph: it looks at how many samples are replaced, once per N and chunk.
+        grouped by N in batches of up to ``RENDER_BATCH`` for the device; an N with no sample
+        in the chunk (every chunk at p_gen 0) renders nothing. Runs outside the graph, and
+        waits for the device once per chunk: to read how many samples each N renders.
         """
-        augment, batch = self.augment, self.config.batch_size
+        augment, batch, device = self.augment, self.config.batch_size, self.device
         first = self.step % self.steps_per_epoch
         steps = min(self.lookahead, self.steps_per_epoch - first, self.total_steps - self.step)
         labels = self.pool_labels[self.order[first * batch:(first + steps) * batch]]
         choices = [self._draw_batch_choice() for _ in range(steps)]
-        if augment.per_batch:
-            replaced = torch.tensor([generate for _, generate in choices], device=self.device).repeat_interleave(batch)
-        else:
-            replaced = torch.rand(steps * batch, generator=self.rng, device=self.device) < augment.p_gen
-        n_mix = torch.tensor([n for n, _ in choices], device=self.device).repeat_interleave(batch)
+        host = torch.tensor(choices, dtype=torch.long).repeat_interleave(batch, dim=0)  # [steps*B, (N, whole batch)]
+        if device.type == "cuda":  # a pinned buffer copies without making the host wait for the stream
+            host = host.pin_memory()
+        host = host.to(device, non_blocking=True)
+        n_mix, replaced = host[:, 0], host[:, 1].bool()
+        if not augment.per_batch:
+            replaced = torch.rand(steps * batch, generator=self.rng, device=device) < augment.p_gen
         self.replaced.zero_()
         self.replaced[:steps * batch] = replaced
-        for n in sorted({n for n, _ in choices}):
-            positions = (replaced & (n_mix == n)).nonzero()[:, 0]
-            for part in positions.split(RENDER_BATCH["cpu" if self.device.type == "cpu" else "gpu"]):
+        group = torch.where(replaced, n_mix, 0)  # 0: kept; positions sorted by N, ascending within each N
+        counts = torch.zeros(max(augment.n_mix) + 1, dtype=torch.long, device=device)
+        counts = counts.index_add_(0, group, torch.ones_like(group)).tolist()  # the chunk's one wait (bincount: two)
+        positions = group.argsort(stable=True).split(counts)
+        for n in range(1, len(counts)):
+            for part in positions[n].split(RENDER_BATCH["cpu" if device.type == "cpu" else "gpu"]) if counts[n] else ():
                 tuples, masks, _ = augment.draw(labels[part], n, self.rng)
                 self.generated[part] = augment.render(tuples, masks).to(self.generated.dtype)
         self.batch_in_chunk.zero_()

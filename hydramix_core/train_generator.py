@@ -242,9 +242,9 @@ class GeneratorTrainer:
             state = _load_checkpoint(path)
             _check_compatible(state, config, split, path)
         self.device = device = resolve_device(config.device)
+        # graphed on a CPU: graphs.TapeGraph, which checks that the step can be captured (tests)
         self.graphed = device.type == "cuda" if graphed is None else graphed
-        if self.graphed and device.type != "cuda":
-            raise ValueError("graphed generator steps need a CUDA device")
+        self.capturable = self.graphed and device.type == "cuda"  # Adam's state on the device
         self.out_dir.mkdir(parents=True, exist_ok=True)
         few = train_set.subset(split.indices)
         self.segments = cached_segments(few.images, self.out_dir / SEGMENTS_NAME,
@@ -257,7 +257,7 @@ class GeneratorTrainer:
         self.generator.to(device, memory_format=layout).train()
         self.discriminator.to(device, memory_format=layout).train()
         self.lr = torch.tensor(config.lr, device=device)  # both optimisers read it; the step writes it
-        adam = dict(lr=self.lr, betas=config.betas, fused=True, capturable=self.graphed)
+        adam = dict(lr=self.lr, betas=config.betas, fused=True, capturable=self.capturable)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), **adam)
         self.laplacian = LaplacianPyramidLoss(levels=3).to(device)
@@ -399,7 +399,7 @@ class GeneratorTrainer:
         for optimiser, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
             optimiser.load_state_dict(state[key])
             for group in optimiser.param_groups:  # as built here, whatever device the checkpoint came from
-                group["lr"], group["capturable"] = self.lr, self.graphed  # the step writes this device tensor
+                group["lr"], group["capturable"] = self.lr, self.capturable  # the step writes this device tensor
         self.rng.set_state(state["rng"])
         self.host_rng.set_state(state["host_rng"])
         self.loss_sums.copy_(state["loss_sums"])

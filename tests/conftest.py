@@ -15,6 +15,15 @@ OFFLINE_ARCHIVES = [REPO.parent / "shared/data/cifar10-jpeg.tar.gz", Path("/work
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip on a machine without a CUDA GPU."""
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if item.get_closest_marker("cuda"):
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def cifar10_root() -> Path:
     """A data root holding the offline CIFAR-10 image-folder copy (extracted once)."""

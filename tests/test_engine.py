@@ -1,6 +1,6 @@
 """The training engine: a run's result does not depend on its pack; p_gen per sample; the schedule.
 
-GPU tests (graphed runs) skip without CUDA; benchmarks/sweep_throughput.py reports the speed.
+CUDA tests (marked `cuda`: graphed runs on a GPU) skip without one; benchmarks/sweep_throughput.py reports the speed.
 """
 
 import math
@@ -13,7 +13,6 @@ from hydramix_core import engine
 from hydramix_core.engine import Run, train_pack
 
 TINY = dict(model="wrn16_2", test_subset=2, samples_per_class_per_epoch=4)  # 2 images/class: 4 steps an epoch
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 PACK = [("baseline", {}), ("hydramix", {}), ("autoaugment", {}), ("mixup", {}), ("random_erasing", {}),
         ("chimeramix_grid", {"per_batch": True, "n_mix": (2,)}), ("hydramix_direct", {}), ("cutmix", {})]
 
@@ -70,6 +69,7 @@ def test_p_gen_replaces_each_sample_independently(per_batch, cifar10_train, cifa
         counts = torch.tensor([int((images.flatten(1) == -1).all(1).sum()) for images in seen])  # black = generated
         assert len(counts) == 100 and counts.sum() == sum(rendered), (p_gen, per_batch)
         assert abs(counts.sum().item() / 1000 - p_gen) < 0.08, (p_gen, per_batch)
+        assert 0 not in rendered, (p_gen, per_batch)  # an N without samples in a chunk renders nothing
         mixed_batches = ((counts > 0) & (counts < 10)).sum().item()
         assert (mixed_batches == 0) if per_batch or p_gen in (0.0, 1.0) else (mixed_batches > 80)
         batch = engine.RENDER_BATCH["cpu"]  # calls: per N and chunk (2 chunks an epoch), split in batches
@@ -97,7 +97,56 @@ def test_an_epoch_that_does_not_fill_its_last_batch_wraps_around(cifar10_train, 
     assert sorted(order[:40]) == sorted(list(range(20)) * 2) and order[40:] == order[:2]
 
 
-@needs_cuda
+def _same_runs(first, second, method):
+    assert [e["loss"] for e in first.history] == [e["loss"] for e in second.history], method
+    weights, reference = _weights(first), _weights(second)
+    assert all(torch.equal(weights[k], reference[k]) for k in reference), method
+
+
+def test_graphed_runs_replay_the_eager_runs_bit_for_bit(cifar10_train, cifar10_test, split, generators, tmp_path,
+                                                       monkeypatch):
+    """``graphed=True`` on a CPU captures every method's step with graphs.capture and replays its
+    stand-in graph, whose recording refuses a host synchronisation or a draw from any generator
+    but the run's own. Histories and weights equal the eager runs'. Chunks of 3 steps in 4-step
+    epochs: the capture's warm-up reaches past a chunk's and an epoch's last slot."""
+    monkeypatch.setattr(engine, "LOOKAHEAD_STEPS", 3)
+    graphed = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, graphed=True)
+    eager = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, graphed=False)
+    train_pack(graphed, progress=False)
+    train_pack(eager, progress=False)
+    for (method, _), first, second in zip(PACK, graphed, eager):
+        assert first.graph is not None and second.graph is None, method
+        _same_runs(first, second, method)
+
+
+def test_a_run_captured_mid_run_or_after_a_resume_continues_bit_for_bit(cifar10_train, cifar10_test, split, generators,
+                                                                       tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "LOOKAHEAD_STEPS", 3)
+    pack = [("baseline", {}), ("hydramix", {})]
+    reference = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, steps=12, pack=pack)
+    train_pack(reference, progress=False)
+    late = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, steps=12, pack=pack)
+    for run in late:  # captured at step 6: slot 2 of a 3-step chunk, batch 2 of a 4-step epoch
+        for _ in range(6):
+            run.advance()
+        run.graphed = True
+    train_pack(late, progress=False)
+    for (method, _), first, second in zip(pack, late, reference):
+        _same_runs(first, second, method)
+    for index, (method, extra) in enumerate(pack):
+        checkpoint = tmp_path / f"{method}.pt"
+        interrupted = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, steps=12, pack=[(method, extra)],
+                            checkpoint=checkpoint, checkpoint_every=1)[0]
+        for _ in range(9):  # checkpoints after epochs 1 and 2 (step 8), then stopped
+            interrupted.advance()
+        resumed = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, steps=12, pack=[(method, extra)],
+                        checkpoint=checkpoint, checkpoint_every=1, graphed=True)[0]
+        assert resumed.step == 8
+        train_pack([resumed], progress=False)
+        _same_runs(resumed, reference[index], method)
+
+
+@pytest.mark.cuda
 def test_graphed_runs_in_a_pack_equal_the_same_runs_graphed_alone(cifar10_train, cifar10_test, split, generators,
                                                                    tmp_path):
     pack = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cuda", steps=12)
@@ -114,10 +163,11 @@ def test_graphed_runs_in_a_pack_equal_the_same_runs_graphed_alone(cifar10_train,
         assert [round(e["loss"], 3) for e in record["history"]] == [round(e["loss"], 3) for e in records[index]["history"]]
 
 
-@needs_cuda
+@pytest.mark.cuda
 def test_graphed_and_eager_cuda_runs_see_the_same_random_numbers(cifar10_train, cifar10_test, split, generators,
                                                                   tmp_path):
-    """A graph replays the eager step's kernels and random stream: losses agree closely."""
+    """A graph replays the eager step's kernels and random stream: the losses agree to 1e-4 (a frozen
+    random stream or a stale slot of the samples rendered ahead moves them by far more)."""
     for method, extra in PACK:
         graphed = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cuda", pack=[(method, extra)])
         eager = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cuda", pack=[(method, extra)],
@@ -125,4 +175,4 @@ def test_graphed_and_eager_cuda_runs_see_the_same_random_numbers(cifar10_train, 
         first, second = train_pack(graphed, progress=False)[0], train_pack(eager, progress=False)[0]
         losses = [(a["loss"], b["loss"]) for a, b in zip(first["history"], second["history"])]
         print(f"{method}: graphed vs eager losses {losses}")
-        assert all(abs(a - b) <= 0.05 * abs(b) + 1e-3 for a, b in losses), method
+        assert all(abs(a - b) <= 1e-4 * abs(b) for a, b in losses), method

@@ -5,7 +5,6 @@ from hydramix_core.splits import create_split
 from hydramix_core.train_generator import (CheckpointError, GeneratorConfig, GeneratorTrainer, load_generator,
                                           train_generator, train_generators)
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _config(**overrides):
@@ -134,7 +133,39 @@ def test_the_learning_rate_follows_multistep_lr(cifar10_train, split, tmp_path):
     assert trainer.history[-1]["lr"] == pytest.approx(config.lr * config.gamma ** 3)
 
 
-@needs_cuda
+def _same_generators(first, second, what):
+    assert first.history == second.history, what
+    reference = _weights(second)
+    assert all(torch.equal(reference[k], v) for k, v in _weights(first).items()), what
+
+
+def test_graphed_generators_replay_the_eager_steps_bit_for_bit(cifar10_train, tmp_path):
+    """``graphed=True`` on a CPU captures each N's step with graphs.capture and replays its stand-in
+    graph (whose recording refuses host synchronisations and foreign generators), for every
+    mask kind: the same weights and history as the eager steps."""
+    for index, (config, train_set, split, folder) in enumerate(_pack_jobs(cifar10_train, tmp_path)):
+        graphed = train_generator(config, train_set, split, folder / "graphed", progress=False, graphed=True)
+        eager = train_generator(config, train_set, split, folder / "eager", progress=False, graphed=False)
+        _same_generators(graphed, eager, PACK[index])
+
+
+def test_a_graphed_generator_resumed_near_an_epoch_end_equals_an_uninterrupted_one(cifar10_train, split, tmp_path,
+                                                                                  interrupt_generator_at):
+    """Captured on resuming at step 4 of a 5-step epoch: the capture's warm-up must not run
+    past the epoch's last batch (it used to index row 5 of 5)."""
+    config = _config(steps=8, samples_per_class_per_epoch=4, checkpoint_every=4, log_every=2, n_mix=(2, 3))
+    full = train_generator(config, cifar10_train, split, tmp_path / "full", progress=False)
+    disarm = interrupt_generator_at(5)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(config, cifar10_train, split, tmp_path / "resumed", progress=False)
+    disarm()
+    trainer = GeneratorTrainer(config, cifar10_train, split, tmp_path / "resumed", graphed=True)
+    assert (trainer.step, trainer.steps_per_epoch) == (4, 5)
+    resumed = train_generator(config, cifar10_train, split, tmp_path / "resumed", progress=False, graphed=True)
+    _same_generators(resumed, full, "resumed at step 4 of 5")
+
+
+@pytest.mark.cuda
 def test_graphed_generators_in_a_pack_equal_the_same_generators_graphed_alone(cifar10_train, tmp_path):
     jobs = _pack_jobs(cifar10_train, tmp_path / "pack", device="cuda", steps=12)
     pack = train_generators(jobs, progress=False)
@@ -146,12 +177,14 @@ def test_graphed_generators_in_a_pack_equal_the_same_generators_graphed_alone(ci
         assert worst <= 1e-3, PACK[index]
 
 
-@needs_cuda
+@pytest.mark.cuda
 def test_graphed_and_eager_cuda_generators_agree(cifar10_train, tmp_path):
-    """A graph replays the eager step's kernels and random stream: the losses agree closely."""
+    """A graph replays the eager step's kernels and random stream: the losses agree to 1e-3
+    (ReflectionPad2d's backward adds with atomics on CUDA, so bits may differ; a frozen random
+    stream moves them by far more)."""
     for index, (config, train_set, split, folder) in enumerate(_pack_jobs(cifar10_train, tmp_path, device="cuda", steps=6)):
         graphed = train_generator(config, train_set, split, folder / "graphed", progress=False)
         eager = train_generator(config, train_set, split, folder / "eager", progress=False, graphed=False)
         losses = [(a[k], b[k]) for a, b in zip(graphed.history, eager.history) for k in ("rec", "lap", "adv", "disc")]
         print(f"generator {PACK[index]}: graphed vs eager losses {losses}")
-        assert all(abs(a - b) <= 0.05 * abs(b) + 1e-3 for a, b in losses), PACK[index]
+        assert all(abs(a - b) <= 1e-3 * abs(b) + 1e-6 for a, b in losses), PACK[index]
