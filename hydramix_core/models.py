@@ -18,12 +18,34 @@ import torch.nn.functional as F
 from .masks import draw_device, make_masks, to_working_size
 
 
+# Normalise channels_last inputs with layout-preserving operations (InstanceNorm below); False:
+# torch's kernel everywhere (benchmarks/sweep_throughput.py times both on a GPU).
+PRESERVE_LAYOUT_NORM = True
+
+
+class InstanceNorm(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (no affine, no running statistics; the same state dict) that keeps
+    a channels_last input channels_last. Torch's kernel normalises through a contiguous copy
+    and returns NCHW, so every norm layer of a channels_last generator (CUDA) would change the
+    layout twice; here the statistics come from ``var_mean`` over the spatial dimensions in
+    float32 and the rest is elementwise, which keeps the layout. Contiguous NCHW inputs (the
+    CPU) go through torch's kernel, bit for bit as before."""
+
+    def forward(self, x):
+        if PRESERVE_LAYOUT_NORM and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+                memory_format=torch.channels_last):
+            wide = x.float()
+            var, mean = torch.var_mean(wide, dim=(2, 3), keepdim=True, correction=0)
+            return ((wide - mean) * torch.rsqrt(var + self.eps)).to(x.dtype)
+        return super().forward(x)
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, *, bias: bool):
         super().__init__()
         self.block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), nn.InstanceNorm2d(channels), nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), nn.InstanceNorm2d(channels),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), InstanceNorm(channels), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), InstanceNorm(channels),
         )
 
     def forward(self, x):
@@ -36,9 +58,9 @@ class Encoder(nn.Module):
     def __init__(self, *, ngf: int = 64, blocks: int = 2):
         super().__init__()
         self.net = nn.Sequential(
-            nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(inplace=True),
-            nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * ngf), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1), nn.InstanceNorm2d(4 * ngf), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), InstanceNorm(ngf), nn.ReLU(inplace=True),
+            nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), InstanceNorm(2 * ngf), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1), InstanceNorm(4 * ngf), nn.ReLU(inplace=True),
             *[ResidualBlock(4 * ngf, bias=True) for _ in range(blocks)],
         )
 
@@ -54,8 +76,8 @@ class Decoder(nn.Module):
         # Convolutions before InstanceNorm carry no bias (it would be normalised away), as in ChimeraMix.
         self.net = nn.Sequential(
             *[ResidualBlock(4 * ngf, bias=False) for _ in range(blocks)],
-            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 2, stride=2, bias=False), nn.InstanceNorm2d(2 * ngf), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(2 * ngf, ngf, 2, stride=2, bias=False), nn.InstanceNorm2d(ngf), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 2, stride=2, bias=False), InstanceNorm(2 * ngf), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * ngf, ngf, 2, stride=2, bias=False), InstanceNorm(ngf), nn.ReLU(inplace=True),
             nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh(),
         )
 
@@ -173,7 +195,7 @@ class Discriminator(nn.Module):
         layers, channels = [], 3
         for index, out in enumerate([ndf, 2 * ndf, 4 * ndf, 8 * ndf]):
             layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1)]
-            layers += [nn.InstanceNorm2d(out)] if index else []
+            layers += [InstanceNorm(out)] if index else []
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             channels = out
         layers += [nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(channels, 1, 4, padding=1)]

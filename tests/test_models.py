@@ -76,3 +76,34 @@ def test_losses_on_known_inputs():
     assert lsgan_loss(scores, real=True).item() == pytest.approx(0.25)
     assert lsgan_loss(torch.ones(3), real=True).item() == 0
     assert lsgan_loss(torch.ones(3), real=False).item() == 1
+
+
+def test_instance_norm_keeps_channels_last_and_equals_torchs():
+    from hydramix_core.models import InstanceNorm
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 8, 8) * 3 + 1
+    norm, reference = InstanceNorm(16), torch.nn.InstanceNorm2d(16)
+    assert torch.equal(norm(x), reference(x))  # NCHW: torch's own kernel, bit for bit
+    wide = x.contiguous(memory_format=torch.channels_last)
+    out = norm(wide)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    assert torch.allclose(out, reference(x), atol=1e-5)
+    half = norm(wide.bfloat16())
+    assert half.dtype == torch.bfloat16 and half.is_contiguous(memory_format=torch.channels_last)
+    assert (half.float() - reference(x)).abs().max() < 0.05  # bf16 rounding of the output
+
+
+def test_a_channels_last_generator_stays_channels_last():
+    generator = Generator(ngf=8, working_size=32).eval()
+    layouts = []
+    for module in generator.modules():
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            module.register_forward_hook(lambda m, i, o: layouts.append(o.is_contiguous(memory_format=torch.channels_last)))
+    images, masks = torch.rand(2, 3, 3, 32, 32) * 2 - 1, torch.full((2, 3, 8, 8), 1 / 3)
+    expected = generator(images, masks)
+    layouts.clear()
+    wide = generator.to(memory_format=torch.channels_last)
+    out = wide(images, masks)
+    assert len(layouts) == 13 and all(layouts)
+    assert torch.allclose(out, expected, atol=1e-4)
