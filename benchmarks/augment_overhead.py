@@ -15,10 +15,11 @@ from dataclasses import replace
 
 import torch
 
-from hydramix_core.classifier import ClassifierConfig, make_augment, train_classifier
+from hydramix_core.engine import ClassifierConfig, train_classifier
+from hydramix_core.methods import make_augment
 from hydramix_core.data import load_dataset
 from hydramix_core.splits import create_split
-from hydramix_core.train_generator import resolve_device
+from hydramix_core.runtime import resolve_device
 
 from .common import emit, untrained_generator_run
 

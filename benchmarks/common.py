@@ -13,7 +13,7 @@ import torch
 
 
 def hardware() -> dict:
-    from hydramix_core.classifier import device_name
+    from hydramix_core.runtime import device_name
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return {"device": device_name(device), "torch": torch.__version__, "python": platform.python_version(),
@@ -58,7 +58,7 @@ def untrained_generator_run(train_set, split, device):
     """A protocol-size generator (ngf 64, N in {2,3,4}, HydraMix masks) with random weights for
     ``split``: generation costs what a trained one's does, without training one first."""
     from hydramix_core.masks import felzenszwalb_segments
-    from hydramix_core.train_generator import GeneratorConfig, GeneratorRun, build_models
+    from hydramix_core.generator_files import GeneratorConfig, GeneratorRun, build_models
 
     config = GeneratorConfig(dataset=split.dataset, samples_per_class=split.samples_per_class, seed=split.seed)
     config = config.resolved(train_set.image_size)

@@ -18,7 +18,8 @@ import torch
 
 from hydramix_core.data import load_dataset
 from hydramix_core.splits import create_split
-from hydramix_core.train_generator import GeneratorConfig, train_generator
+from hydramix_core import GeneratorConfig
+from hydramix_core.train_generator import train_generator
 
 from .common import emit
 

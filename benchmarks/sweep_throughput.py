@@ -39,12 +39,14 @@ from dataclasses import replace
 import torch
 
 from hydramix_core import models
-from hydramix_core.classifier import ClassifierConfig, parse_method
 from hydramix_core.data import load_dataset
-from hydramix_core.engine import Run
-from hydramix_core.splits import create_split, epoch_length
+from hydramix_core.engine import ClassifierConfig, Run
+from hydramix_core.generator_files import GeneratorConfig
+from hydramix_core.methods import parse_method
 from hydramix_core.profiles import load_profile
-from hydramix_core.train_generator import GeneratorConfig, GeneratorTrainer, resolve_device
+from hydramix_core.runtime import resolve_device
+from hydramix_core.splits import create_split, epoch_length
+from hydramix_core.train_generator import GeneratorTrainer
 
 from .common import emit, synchronize, untrained_generator_run
 

@@ -22,11 +22,19 @@ from pathlib import Path
 
 import torch
 
+from torchvision.io import decode_png, encode_png, read_file
+
+from .augment import HydraMixAugment
 from .data import DatasetError, ImageSet, load_image_folder
+from .engine import ClassifierConfig, train_classifier
+from .figures import image_grid, mask_colors
+from .generator_files import CHECKPOINT_NAME, FINISHED_NAME, SEGMENTS_NAME, CheckpointError, GeneratorConfig, load_generator
+from .methods import GENERATOR_METHODS, parse_method
 from .outputs import (MARKER, OutputExistsError, check_output, claim_folder, hold, install_folder, positive, read_marker,
                       sibling, write_atomic, write_bytes, write_marker)
+from .runtime import resolve_device
 from .splits import FewShotSplit
-from .train_generator import CHECKPOINT_NAME, FINISHED_NAME, SEGMENTS_NAME, CheckpointError
+from .train_generator import train_generator
 
 RUN_INFO = "run.json"
 
@@ -110,8 +118,6 @@ def fit_generator(data_dir, out, *, image_size: int | None = None, steps: int = 
     ``resume=True`` continues an interrupted run; ``overwrite=True`` replaces a folder this
     function made (never one holding other files or files changed since).
     """
-    from .train_generator import GeneratorConfig, resolve_device, train_generator
-
     positive("image_size", image_size, allow_none=True)
     for name, value in (("steps", steps), ("ngf", ngf), ("batch_size", batch_size), *(("n_mix", n) for n in n_mix)):
         positive(name, value)
@@ -176,8 +182,6 @@ def open_generator(generator_dir, data: ImageSet, *, device: str):
     """The finished generator of a fit-generator folder, every file checked against the others:
     ``run.json`` names the images (fingerprint), which must be ``data`` and the checkpoint's, and
     the segments cache must be the checkpoint's (a file copied in from another run is refused)."""
-    from .train_generator import load_generator, resolve_device
-
     generator_dir = Path(generator_dir)
     info = read_run_info(generator_dir)
     if data.fingerprint() != info["fingerprint"]:
@@ -219,9 +223,6 @@ def augment_folder(generator_dir, data_dir, out, *, per_class: int, n_mix: int =
     (classes already written are kept; each class has its own random stream, so the result
     equals an uninterrupted run's).
     """
-    from .augment import HydraMixAugment
-    from .train_generator import resolve_device
-
     positive("per_class", per_class)
     positive("n_mix", n_mix)
     resolve_device(device)
@@ -270,10 +271,6 @@ PROGRESS = ".progress"  # in a partial augment folder: one JSON per finished cla
 def _augment_class(augment, data: ImageSet, data_dir, folder: Path, label: int, name: str, per_class: int,
                    seed: int) -> list[dict]:
     """Generate and write one class (or read back its entries if an earlier run finished it)."""
-    from torchvision.io import encode_png
-
-    from .figures import mask_colors
-
     done = folder / PROGRESS / f"{label}.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -296,10 +293,7 @@ def _augment_class(augment, data: ImageSet, data_dir, folder: Path, label: int, 
 
 def _contact_sheet(folder: Path, classes: list[str], entries: list[dict], n_mix: int) -> None:
     """Up to 8 written images per class, read back from the PNGs (the same whether or not the run was resumed)."""
-    import matplotlib.pyplot as plt
-    from torchvision.io import decode_png, read_file
-
-    from .figures import image_grid
+    import matplotlib.pyplot as plt  # plotting stays optional for the rest of the package
 
     rows = [[e["file"] for e in entries if e["class"] == name][:8] for name in classes]
     images = torch.stack([decode_png(read_file(str(folder / file))) for row in rows for file in row])
@@ -318,9 +312,6 @@ def train_classifier_on_folder(data_dir, *, test_dir=None, method: str = "baseli
     ``out``: a JSON file for the result record, checked before training and written atomically;
     an existing one is replaced only with ``overwrite`` and only if it is such a record.
     """
-    from .classifier import GENERATOR_METHODS, ClassifierConfig, parse_method, train_classifier
-    from .train_generator import resolve_device
-
     base, _ = parse_method(method)
     resolve_device(device)
     if test_dir is not None:

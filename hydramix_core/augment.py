@@ -1,6 +1,6 @@
 """Batch augmentations with torchvision v2's call shape: ``(images, labels) -> (images, labels)``.
 
-    augment = HydraMixAugment(run.generator, few.images, few.labels, run.segments, p_gen=0.5)
+    augment = HydraMixAugment.from_generator("runs/gen", few.images, few.labels, p_gen=0.5)
     images, labels = augment(images, labels)   # float [B,3,H,W] in [0,1], int64 [B]
 
 ``HydraMixAugment`` replaces each sample, with probability ``p_gen``, by a generated image of
@@ -29,7 +29,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .masks import draw_device, make_masks, random_crop_flip, to_working_size
+from .generator_files import load_generator
+from .masks import cached_segments, draw_device, make_masks, random_crop_flip, to_working_size
 from .models import ClassPool, Generator, resize_output
 
 
@@ -66,6 +67,30 @@ class HydraMixAugment:
             raise ValueError(f"bank_refresh must be in (0, 1], got {bank_refresh}")
         self.bank_size, self.bank_refresh = bank_size, bank_refresh
         self.bank: dict[int, torch.Tensor] = {}  # class -> [bank_size, 3, H, W], filled on first use
+
+    @classmethod
+    def from_generator(cls, path, images: torch.Tensor, labels: torch.Tensor, *, p_gen: float = 0.5,
+                       segments: torch.Tensor | str | None = None, device: torch.device | str = "cpu",
+                       **options) -> "HydraMixAugment":
+        """The augmentation of a finished generator folder (``hydramix fit-generator``'s, or the
+        study's ``checkpoints/generators/<kind>/<split>``) for ``images`` uint8 [P,3,H,W] with
+        ``labels`` [P], in one call. The images are segmented here, at the size and scale the
+        generator was trained with (``segments``: label maps of your own; ``"folder"``: the
+        folder's cache, valid for the images it was trained on, in its order). ``options`` are
+        the constructor's (``n_mix``, ``per_batch``, ``bank_size``, ...)."""
+        run = load_generator(path, device=str(device))
+        config = run.config
+        if isinstance(segments, str):
+            if segments != "folder" or len(run.segments) != len(images):
+                raise ValueError(f"segments={segments!r}: use 'folder' with the {len(run.segments)} images the "
+                                 f"generator was trained on, label maps of your own, or None to segment here")
+            segments = run.segments
+        elif segments is None:
+            segments = cached_segments(images, None, key="", size=config.working_size, scale=config.seg_scale,
+                                       min_size=config.seg_min_size)
+        options.setdefault("n_mix", config.n_mix)
+        options.setdefault("crop_pad", config.crop_pad)
+        return cls(run.generator, images, labels, segments, p_gen=p_gen, **options)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         draws = draw_device(generator, self.device)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .api import augment_folder, fit_generator, train_classifier_on_folder
+from .data import DatasetError
+from .generator_files import CheckpointError
+from .outputs import OutputError, describe_os_error
+from .profiles import ProfileError
+from .sweep import SweepError, main_with
+
 
 def positive_int(text: str) -> int:
     try:
@@ -122,19 +129,11 @@ RESUME_HINT = {
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sweep":
-        from .profiles import ProfileError
-        from .sweep import SweepError, main_with
-
         try:
             return main_with(args)
         except (SweepError, ProfileError) as error:
             print(f"hydramix sweep: error: {error}", file=sys.stderr)
             return 2
-    from .api import augment_folder, fit_generator, train_classifier_on_folder
-    from .data import DatasetError
-    from .outputs import OutputError, describe_os_error
-    from .train_generator import CheckpointError
-
     try:
         if args.command == "fit-generator":
             fit_generator(args.data, args.out, image_size=args.image_size, steps=args.steps, n_mix=args.n_mix, ngf=args.ngf,

@@ -1,7 +1,15 @@
-"""Classifier runs as one capturable training step each, and packs of runs trained together.
+"""Classifier runs trained from scratch on a few-shot split with any augmentation method:
+their configuration, one capturable training step each, and packs of runs trained together.
 
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=5, seed=0, method="hydramix", model="wrn16_2")
+    record = train_classifier(config, train_set, test_set, split, generator_run=run)   # record["accuracy"]
     runs = [Run(config, train_set, test_set, split, generator_run=run) for config in configs]
     records = train_pack(runs)    # CUDA: concurrently, each run its own CUDA graph and stream
+
+Protocol (ChimeraMix's, ``PAPER.md`` section 2): SGD with Nesterov momentum 0.9, cosine
+schedule per step, an epoch = the split repeated to ~500 samples per class (STL-10: 120),
+reflect-pad random crop + horizontal flip, normalisation mean = std = 0.5, top-1 accuracy
+on the test set after the last epoch (the networks and the evaluation: classifier.py).
 
 A step does everything on the device with static shapes and no host synchronisation: the
 batch's indices from the epoch's order, crop and flip, the method's augmentation
@@ -35,19 +43,23 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from tqdm.auto import tqdm
+
+from .augment import HydraMixAugment
 from .classic import AutoAugment, cutmix, cutout, mixup, random_erasing
-from .classifier import (ClassifierConfig, Dropout, build_classifier, device_name, evaluate, make_augment,
-                         parse_method, versions)
+from .classifier import Dropout, build_classifier, evaluate
 from .data import ImageSet
 from .graphs import capture
 from .masks import random_crop_flip
-from .outputs import save_atomic
+from .methods import DIRECT_METHODS, GENERATOR_METHODS, make_augment, parse_method
+from .outputs import positive, save_atomic
+from .runtime import device_name, resolve_device, versions
 from .splits import FewShotSplit, epoch_length
 
 LOOKAHEAD_STEPS = 64  # steps whose generated samples are rendered together
@@ -56,14 +68,67 @@ LOOKAHEAD_STEPS = 64  # steps whose generated samples are rendered together
 RENDER_BATCH = {"gpu": 256, "cpu": 4}
 
 
+@dataclass
+class ClassifierConfig:
+    dataset: str
+    samples_per_class: int
+    seed: int
+    method: str = "baseline"
+    p_gen: float = 0.5  # probability that a sample is replaced by a generated one
+    per_batch: bool = False  # ChimeraMix: replace the whole batch with probability p_gen
+    bank_size: int = 0  # >0: draw generated samples from a per-class bank of this size (see augment.py)
+    bank_refresh: float = 0.25  # fraction of used bank entries regenerated per step
+    n_mix: tuple[int, ...] | None = None  # None: the generator's own (direct methods: 2, 3, 4 / 2)
+    model: str | None = None  # None: wrn16_8 for 32 px data, resnet50 for larger
+    epochs: int = 200
+    samples_per_class_per_epoch: int | None = None  # None: 500 (STL-10: 120)
+    steps: int | None = None  # overrides epochs (short CPU runs)
+    batch_size: int | None = None  # None: 10 (STL-10: 16)
+    lr: float | None = None  # None: 4.6e-3 (STL-10: 7.4e-3)
+    weight_decay: float | None = None  # None: 5.3e-3 (STL-10: 4.1e-4)
+    crop_pad: int | None = None  # None: 4 at 32 px, 12 at 96 px
+    test_subset: int | None = None  # evaluate on the first k test images per class (None: the full test set)
+    eval_every: int = 0  # also evaluate every k epochs (0: only at the end)
+    amp: str = "auto"  # "auto": bf16 on CUDA, off on CPU; "bf16"; "off"
+    channels_last: bool = True  # CUDA only
+    device: str = "auto"
+
+    def __post_init__(self):
+        parse_method(self.method)
+        if not 0.0 <= self.p_gen <= 1.0:
+            raise ValueError(f"p_gen must be in [0, 1], got {self.p_gen}")
+        positive("samples_per_class", self.samples_per_class)
+        positive("epochs", self.epochs)
+        for name in ("steps", "batch_size", "samples_per_class_per_epoch", "test_subset"):
+            positive(name, getattr(self, name), allow_none=True)
+        if self.bank_size < 0 or self.eval_every < 0:
+            raise ValueError(f"bank_size and eval_every must be >= 0, got {self.bank_size} and {self.eval_every}")
+        self.n_mix = tuple(self.n_mix) if self.n_mix is not None else None
+
+    def resolved(self, image_size: int) -> "ClassifierConfig":
+        small = image_size <= 32
+        values = asdict(self)
+        defaults = {"model": "wrn16_8" if small else "resnet50", "samples_per_class_per_epoch": 500 if small else 120,
+                    "batch_size": 10 if small else 16, "lr": 4.6e-3 if small else 7.4e-3,
+                    "weight_decay": 5.3e-3 if small else 4.1e-4, "crop_pad": image_size // 8}
+        values.update({k: v for k, v in defaults.items() if values[k] is None})
+        return ClassifierConfig(**values)
+
+    @property
+    def run_name(self) -> str:
+        name = f"{self.dataset}_n{self.samples_per_class}_seed{self.seed}_{self.method}"
+        base, _ = parse_method(self.method)
+        if base in GENERATOR_METHODS or base in DIRECT_METHODS:
+            name += f"_p{self.p_gen:g}" + ("_batch" if self.per_batch else "")
+        return name
+
+
 class Run:
     """One classifier run's whole state on its device (see the module docstring)."""
 
     def __init__(self, config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
                  generator_run=None, segments_cache=None, augment=None, checkpoint=None, checkpoint_every: int = 10,
                  graphed: bool | None = None):
-        from .train_generator import resolve_device
-
         if split.fingerprint != train_set.fingerprint():
             raise ValueError(f"split {split.filename} was not drawn from this {train_set.name} data")
         if (config.dataset, config.samples_per_class, config.seed) != (split.dataset, split.samples_per_class, split.seed):
@@ -316,8 +381,6 @@ def train_pack(runs: list[Run], *, interleave: bool | None = None, progress: boo
     so a GPU runs them concurrently; otherwise each run trains to the end in turn. Either
     way each run's numbers are its own (tests/test_engine.py).
     """
-    from tqdm.auto import tqdm
-
     if not runs:
         return []
     interleave = all(run.device.type == "cuda" for run in runs) if interleave is None else interleave
@@ -340,3 +403,20 @@ def train_pack(runs: list[Run], *, interleave: bool | None = None, progress: boo
     bar.close()
     return [run.record(len(runs)) for run in runs]
 
+
+def train_classifier(config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
+                     generator_run=None, segments_cache=None, augment: HydraMixAugment | None = None,
+                     progress: bool = True, checkpoint=None, checkpoint_every: int = 10, graphed: bool | None = None) -> dict:
+    """Train from scratch on ``split`` and evaluate; returns the result record (JSON-ready).
+
+    A pack of one run of engine.py (each step one CUDA graph on CUDA, eager on CPU).
+    ``augment`` overrides the batch augmentation the method would build (e.g. a warm bank).
+    ``checkpoint``: a file to save the run to every ``checkpoint_every`` epochs and to resume
+    from if it exists (a preempted cluster job). Checkpoints fall on epoch boundaries and hold
+    the weights, optimiser, history and the run's random states, so a resumed run gives the
+    same weights as an uninterrupted one on CPU. The caller deletes the file once the result
+    is stored.
+    """
+    run = Run(config, train_set, test_set, split, generator_run=generator_run, segments_cache=segments_cache,
+              augment=augment, checkpoint=checkpoint, checkpoint_every=checkpoint_every, graphed=graphed)
+    return train_pack([run], progress=progress)[0]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from .augment import HydraMixAugment
+from .models import ClassPool
 
 
 def image_grid(images: torch.Tensor, *, rows: int, titles: list[str] | None = None, row_labels: list[str] | None = None,
@@ -56,10 +60,6 @@ def mask_colors(masks: torch.Tensor) -> torch.Tensor:
 def mix_grid(run, images: torch.Tensor, labels: torch.Tensor, *, n_mix: int, examples: int = 6, seed: int = 0,
              classes: list[str] | None = None):
     """Rows of (the N inputs | their mask | the mix) for ``examples`` random tuples from one few-shot set."""
-    import torch.nn.functional as F
-
-    from .models import ClassPool
-
     generator = torch.Generator().manual_seed(seed)
     anchors = torch.randperm(len(images), generator=generator)[:examples]
     members = torch.cat([anchors[:, None], ClassPool(labels).draw(labels[anchors], n_mix - 1, generator)], 1)
@@ -85,10 +85,6 @@ def sample_sheet(run, images: torch.Tensor, labels: torch.Tensor, *, classes: li
                  originals: int = 4, generated: int = 10, seed: int = 0):
     """Per class: ``originals`` training images, their Felzenszwalb segments, and ``generated`` new
     images composed from those originals only (N drawn from the generator's own choices)."""
-    import torch.nn.functional as F
-
-    from .augment import HydraMixAugment
-
     rng = torch.Generator().manual_seed(seed)
     tiles = []
     size = images.shape[-1]

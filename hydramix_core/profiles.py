@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from .classifier import ClassifierConfig, parse_method
 from .data import DATASETS
-from .train_generator import GeneratorConfig
+from .engine import ClassifierConfig
+from .generator_files import GeneratorConfig
+from .methods import parse_method
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"

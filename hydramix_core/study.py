@@ -15,11 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from .classifier import GENERATOR_METHODS, DIRECT_METHODS, ClassifierConfig, parse_method
+from tqdm.auto import tqdm
+
 from .data import load_dataset
+from .engine import ClassifierConfig, Run, train_pack
+from .generator_files import GeneratorConfig, load_generator
+from .methods import DIRECT_METHODS, GENERATOR_METHODS, method_rule, parse_method
 from .outputs import LockedError, hold, write_atomic
+from .published import COMPARABLE, OUR_METHODS, published_for
+from .runtime import resolve_device
 from .splits import get_split, split_filename
-from .train_generator import GeneratorConfig, load_generator, resolve_device
 
 
 def generator_folder(results_dir, dataset: str, samples_per_class: int, seed: int, mask_kind: str = "hydramix") -> Path:
@@ -61,10 +66,6 @@ def train_runs(configs: list[ClassifierConfig], results_dir, *, progress: bool =
     writes the result atomically and deletes its checkpoint. A run locked by another process
     is an error, or skipped with ``skip_locked`` (cluster workers share the work that way).
     """
-    from tqdm.auto import tqdm
-
-    from .engine import train_pack
-
     results_dir = Path(results_dir)
     datasets, trained = {}, []
     todo = [c for c in configs if not run_path(results_dir, c).exists()]
@@ -100,8 +101,6 @@ def train_runs(configs: list[ClassifierConfig], results_dir, *, progress: bool =
 
 
 def _make_run(config: ClassifierConfig, results_dir: Path, train_set, test_set):
-    from .engine import Run
-
     split = get_split(train_set, config.samples_per_class, config.seed, results_dir / "splits")
     base, _ = parse_method(config.method)
     generator_run = None
@@ -128,7 +127,7 @@ def sweep_configs(*, dataset: str, samples_per_class: list[int], seeds: list[int
                   p_gen: float = 0.5, **overrides) -> list[ClassifierConfig]:
     """One config per (n, seed, method). ChimeraMix methods (and their no-generator ablations)
     follow ChimeraMix's own rule, so their numbers compare with its published ones: two images
-    per mix, the whole batch replaced with probability 0.5 (``CHIMERAMIX_RULE``)."""
+    per mix, the whole batch replaced with probability 0.5 (``methods.CHIMERAMIX_RULE``)."""
     base = ClassifierConfig(dataset=dataset, samples_per_class=samples_per_class[0], seed=seeds[0], **overrides)
     return [replace(base, samples_per_class=n, seed=seed, method=method, **{"p_gen": p_gen, **method_rule(method)})
             for n in samples_per_class for seed in seeds for method in methods]
@@ -150,15 +149,6 @@ def generator_configs(*, dataset: str, samples_per_class: list[int], seeds: list
         configs.setdefault((n, seed, kind), GeneratorConfig(dataset=dataset, samples_per_class=n, seed=seed, device=device,
                                                              **values))
     return list(configs.values())
-
-
-CHIMERAMIX_RULE = {"p_gen": 0.5, "per_batch": True, "n_mix": (2,)}
-
-
-def method_rule(method: str) -> dict:
-    """The protocol fields a method fixes itself (ChimeraMix's rule), else none."""
-    base, _ = parse_method(method)
-    return dict(CHIMERAMIX_RULE) if base.startswith("chimeramix") else {}
 
 
 def rule_name(config: dict) -> str:
@@ -192,8 +182,6 @@ def best_in_bold(runs: pd.DataFrame, table: pd.DataFrame, *, index: str = "metho
 def beside_published(runs: pd.DataFrame, dataset: str, *, flag_points: float = 1.5) -> pd.DataFrame:
     """Each published number for ``dataset`` (or its ciFAIR counterpart) beside our matching runs:
     our mean ± sd, seeds, the difference in points, and a flag where it exceeds ``flag_points``."""
-    from .published import COMPARABLE, OUR_METHODS, published_for
-
     rows = []
     for entry in published_for(COMPARABLE.get(dataset, dataset)):
         for ours in OUR_METHODS.get(entry["method"], [entry["method"]]):

@@ -30,11 +30,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 
-from .classifier import GENERATOR_METHODS, parse_method
+from .data import load_dataset
+from .generator_files import CHECKPOINT_NAME, FINISHED_NAME
+from .methods import GENERATOR_METHODS, parse_method
 from .outputs import LockedError, is_held, write_atomic
 from .profiles import load_profile
-from .study import generator_configs, generator_folder, run_path, sweep_configs
-from .train_generator import CHECKPOINT_NAME, FINISHED_NAME
+from .splits import get_split
+from .study import generator_configs, generator_folder, run_path, sweep_configs, train_runs
+from .train_generator import train_generators
 
 try:  # a requeued job (timeout, preemption) calls the unit again; it resumes from its checkpoints
     from submitit.helpers import Checkpointable
@@ -144,11 +147,6 @@ def execute(unit: Unit, results_dir, *, progress: bool = False) -> str:
     An exception is recorded in ``sweep/failed/<unit>.json`` (and re-raised, so a scheduler
     marks the task failed); the record is removed when the unit later succeeds.
     """
-    from .data import load_dataset
-    from .splits import get_split
-    from .study import train_runs
-    from .train_generator import train_generators
-
     results_dir = Path(results_dir)
     if is_done(unit, results_dir):
         return "already done"

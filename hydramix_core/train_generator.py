@@ -1,6 +1,8 @@
-"""Train the HydraMix generator on one few-shot split.
+"""Train the HydraMix generator on one few-shot split (its configuration and files:
+generator_files.py).
 
-    from hydramix_core.train_generator import GeneratorConfig, train_generator
+    from hydramix_core import GeneratorConfig
+    from hydramix_core.train_generator import train_generator
     config = GeneratorConfig(dataset="cifar10", samples_per_class=5, seed=0, ngf=16, steps=300)
     result = train_generator(config, train_set, split, out_dir="results/smoke/generators/cifar10_n5_seed0")
     images = result.generator.sample(few.images, few.labels, result.segments, n_mix=3)
@@ -25,144 +27,29 @@ import bisect
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .data import ImageSet
+from .generator_files import (CHECKPOINT_NAME, FINISHED_NAME, SEGMENTS_NAME, CheckpointError, GeneratorConfig,
+                              GeneratorRun, build_models, check_compatible, load_checkpoint, save_checkpoint,
+                              split_identity)
+from .generator_files import load_generator  # noqa: F401  (imported from here by notebooks rendered before the split)
 from .graphs import capture
 from .losses import LaplacianPyramidLoss, lsgan_loss
-from .masks import MASK_KINDS, cached_segments, make_masks, random_crop_flip, to_working_size
-from .models import ClassPool, Discriminator, Generator, mix
-from .outputs import hold, positive, save_atomic, write_atomic
+from .masks import cached_segments, make_masks, random_crop_flip, to_working_size
+from .models import ClassPool, mix
+from .outputs import hold, write_atomic
+from .runtime import resolve_device
 from .splits import FewShotSplit, epoch_length
-
-CHECKPOINT_NAME = "generator.pt"
-FINISHED_NAME = "finished.json"
-SEGMENTS_NAME = "segments.pt"
-# Fields that do not change what is trained; a resumed run may differ in these.
-_RUNTIME_FIELDS = ("checkpoint_every", "log_every", "device")
-
-
-class CheckpointError(RuntimeError):
-    pass
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training; the message says where the last checkpoint is and how to resume."""
-
-
-@dataclass
-class GeneratorConfig:
-    dataset: str
-    samples_per_class: int
-    seed: int
-    n_mix: tuple[int, ...] = (2, 3, 4)  # [ours] N drawn per batch from these
-    mask_kind: str = "hydramix"  # one of masks.MASK_KINDS
-    soft_edges: float = 0.0  # [ours] Gaussian sigma (feature pixels) of mask edges; 0 = hard masks
-    ngf: int = 64
-    ndf: int = 64
-    encoder_blocks: int = 2
-    decoder_blocks: int = 2
-    working_size: int | None = None  # None: 64 for images up to 32 px (ChimeraMix), else the image size
-    epochs: int = 200
-    samples_per_class_per_epoch: int = 500  # ChimeraMix repeats the split to ~500 per class per epoch (STL-10: 30)
-    steps: int | None = None  # overrides epochs (short CPU runs)
-    batch_size: int = 64  # STL-10: 8
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    milestones: tuple[float, ...] = (0.3, 0.6, 0.8)  # fractions of training = epochs 60/120/160 of 200
-    gamma: float = 0.2
-    rec_weight: float = 1000.0
-    lap_weight: float = 1.0
-    adv_weight: float = 1.0
-    seg_scale: float | None = None  # None: 60 for 32 px data, 400 for larger
-    seg_min_size: int | None = None  # None: same as seg_scale
-    crop_pad: int | None = None  # None: 1/8 of the working size (4 px at 32, 12 px at 96)
-    amp: str = "auto"  # "auto": bf16 on CUDA, off on CPU; "bf16"; "off"
-    channels_last: bool = True  # used on CUDA only
-    checkpoint_every: int = 500
-    log_every: int = 25
-    device: str = "auto"
-
-    def __post_init__(self):
-        self.n_mix, self.betas, self.milestones = tuple(self.n_mix), tuple(self.betas), tuple(self.milestones)
-        for name in ("samples_per_class", "ngf", "ndf", "epochs", "samples_per_class_per_epoch", "batch_size",
-                     "checkpoint_every", "log_every"):
-            positive(name, getattr(self, name))
-        positive("steps", self.steps, allow_none=True)
-        if not self.n_mix or min(self.n_mix) < 1:
-            raise ValueError(f"n_mix values must be >= 1, got {self.n_mix}")
-        if self.mask_kind not in MASK_KINDS:
-            raise ValueError(f"Unknown mask_kind {self.mask_kind!r}; choose one of {', '.join(MASK_KINDS)}")
-        if self.mask_kind.startswith("chimeramix") and self.n_mix != (2,):
-            raise ValueError(f"{self.mask_kind} mixes exactly 2 images: set n_mix=(2,)")
-        if self.amp not in ("auto", "bf16", "off"):
-            raise ValueError(f"amp must be auto, bf16 or off, got {self.amp!r}")
-
-    def resolved(self, image_size: int) -> "GeneratorConfig":
-        """Fill the size-dependent defaults for data of ``image_size`` pixels."""
-        values = asdict(self)
-        values["working_size"] = self.working_size or (64 if image_size <= 32 else image_size)
-        values["seg_scale"] = self.seg_scale or (60.0 if image_size <= 32 else 400.0)
-        values["seg_min_size"] = self.seg_min_size or int(values["seg_scale"])
-        values["crop_pad"] = self.crop_pad if self.crop_pad is not None else values["working_size"] // 8
-        return GeneratorConfig(**values)
-
-    def training_fields(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in _RUNTIME_FIELDS}
-
-
-@dataclass
-class GeneratorRun:
-    """A trained (or loaded) generator with what produced it."""
-
-    generator: Generator
-    config: GeneratorConfig
-    split: dict  # dataset, samples_per_class, seed, fingerprint
-    segments: torch.Tensor  # [n, S, S] label maps of the split's images, in split order
-    history: list[dict] = field(default_factory=list)
-    step: int = 0
-    path: Path | None = None
-
-
-class DeviceError(ValueError):
-    """A device that this machine does not have; raised before any work."""
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` is CUDA when a GPU is visible, else the CPU; an explicit device must exist."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise DeviceError(f"device {device!r} was asked for, but no CUDA GPU is visible here (torch "
-                              f"{torch.__version__}, {built}); use --device cpu or --device auto.")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA GPU(s) are visible.")
-    elif resolved.type != "cpu":
-        raise DeviceError(f"device {device!r} is not supported: use auto, cpu or cuda")
-    return resolved
-
-
-def _split_identity(split: FewShotSplit) -> dict:
-    return {"dataset": split.dataset, "samples_per_class": split.samples_per_class, "seed": split.seed,
-            "fingerprint": split.fingerprint}
-
-
-def build_models(config: GeneratorConfig) -> tuple[Generator, Discriminator]:
-    with torch.random.fork_rng(devices=[]):  # the weights' initialisation depends on the seed alone
-        torch.manual_seed(config.seed)
-        generator = Generator(ngf=config.ngf, encoder_blocks=config.encoder_blocks, decoder_blocks=config.decoder_blocks,
-                              working_size=config.working_size, mask_kind=config.mask_kind, soft_edges=config.soft_edges)
-        return generator, Discriminator(ndf=config.ndf)
 
 
 def train_generator(config: GeneratorConfig, train_set: ImageSet, split: FewShotSplit, out_dir: str | os.PathLike, *,
@@ -181,8 +68,6 @@ def train_generators(jobs: list[tuple[GeneratorConfig, ImageSet, FewShotSplit, s
     would; on CUDA concurrently (``interleave``, default on CUDA: their steps are issued in turn,
     each run's on its own stream), elsewhere one after the other. A run's result does not
     depend on the others (tests/test_train_generator.py)."""
-    from tqdm.auto import tqdm
-
     if not jobs:
         return []
     with contextlib.ExitStack() as locks:
@@ -239,8 +124,8 @@ class GeneratorTrainer:
         self.path = path = self.out_dir / CHECKPOINT_NAME
         state = None
         if resume and path.exists():  # checked before anything is written: a refused resume changes nothing
-            state = _load_checkpoint(path)
-            _check_compatible(state, config, split, path)
+            state = load_checkpoint(path)
+            check_compatible(state, config, split, path)
         self.device = device = resolve_device(config.device)
         # graphed on a CPU: graphs.TapeGraph, which checks that the step can be captured (tests)
         self.graphed = device.type == "cuda" if graphed is None else graphed
@@ -379,8 +264,8 @@ class GeneratorTrainer:
                              "lr": self.lr_at(self.step)})
 
     def _save(self, finished: bool) -> None:
-        _save_checkpoint(self.path, {
-            "config": asdict(self.config), "split": _split_identity(self.split), "step": self.step, "finished": finished,
+        save_checkpoint(self.path, {
+            "config": asdict(self.config), "split": split_identity(self.split), "step": self.step, "finished": finished,
             "history": self.history, "loss_sums": self.loss_sums.cpu(), "order": self.order.cpu(),
             "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -418,79 +303,14 @@ class GeneratorTrainer:
             write_atomic(self.out_dir / FINISHED_NAME, json.dumps({"step": self.step, "history": self.history[-1:]}) + "\n")
             self.finished = True
         self.generator.eval()
-        return GeneratorRun(self.generator, self.config, _split_identity(self.split), self.segments, self.history,
+        return GeneratorRun(self.generator, self.config, split_identity(self.split), self.segments, self.history,
                             self.step, self.path)
 
 
 def _saved_step(path: Path) -> str:
     try:
-        return f"the checkpoint {path} is at step {_load_checkpoint(path)['step']}"
+        return f"the checkpoint {path} is at step {load_checkpoint(path)['step']}"
     except CheckpointError:
         return f"no checkpoint was written to {path.parent} yet"
 
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    save_atomic(state, path)  # atomic: a crash never leaves a half-written checkpoint
-
-
-def _load_checkpoint(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); "
-                              f"delete it to train from scratch.") from None
-    if not isinstance(state, dict) or "config" not in state or "generator" not in state:
-        raise CheckpointError(f"{path} is not a HydraMix generator checkpoint; delete it to train from scratch.")
-    return state
-
-
-def _check_compatible(state: dict, config: GeneratorConfig, split: FewShotSplit, path: Path) -> None:
-    saved = GeneratorConfig(**state["config"]).training_fields()
-    wanted = config.training_fields()
-    differing = {k: (saved[k], wanted[k]) for k in wanted if saved.get(k) != wanted[k]}
-    if differing:
-        details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in differing.items())
-        raise CheckpointError(f"{path} was trained with another config ({details}); "
-                              f"use another output folder or delete the checkpoint.")
-    if state["split"] != _split_identity(split):
-        raise CheckpointError(f"{path} belongs to split {state['split']}, not {_split_identity(split)}.")
-
-
-def load_generator(path: str | os.PathLike, *, split: FewShotSplit | None = None, device: str = "cpu",
-                   require_finished: bool = True, fingerprint: str | None = None) -> GeneratorRun:
-    """Load a trained generator; with ``split`` or ``fingerprint`` (of the training images),
-    refuse one trained on other data. Its segments cache must be the one made with it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.exists():
-        raise CheckpointError(f"No generator checkpoint at {path}: train it first (train_generator or notebook 02).")
-    state = _load_checkpoint(path)
-    if require_finished and not state.get("finished"):
-        raise CheckpointError(f"{path} is from an unfinished run (step {state['step']}); resume its training first.")
-    if split is not None and state["split"] != _split_identity(split):
-        raise CheckpointError(f"{path} was trained on {state['split']}, not on {_split_identity(split)}.")
-    if fingerprint is not None and state["split"].get("fingerprint") != fingerprint:
-        raise CheckpointError(f"{path} was trained on other images (fingerprint {state['split'].get('fingerprint')}) "
-                              f"than its folder's run record says ({fingerprint}): the folder mixes files of "
-                              f"different runs. Train it again with --overwrite.")
-    config = GeneratorConfig(**state["config"])
-    generator, _ = build_models(config)
-    generator.load_state_dict(state["generator"])
-    generator.to(resolve_device(device)).eval()
-    segments_file = path.parent / SEGMENTS_NAME
-    rebuild = ("It is rebuilt from the images when the generator's training is rerun with the same arguments "
-               "and resumed (`hydramix fit-generator ... --resume`, or notebook 02).")
-    try:
-        saved = torch.load(segments_file, weights_only=True)
-        segments, meta = saved["segments"], saved.get("meta", {})
-    except Exception as error:
-        raise CheckpointError(f"{segments_file} is missing or unreadable ({type(error).__name__}). {rebuild}") from None
-    identity = _split_identity(split) if split is not None else state["split"]
-    if (not str(meta.get("key", "")).startswith(f"{identity['fingerprint']}/") or meta.get("size") != config.working_size
-            or meta.get("count") != len(segments)):
-        raise CheckpointError(f"{segments_file} belongs to another generator run (made for {meta.get('key')!r} at "
-                              f"{meta.get('size')} px, not for this checkpoint's images at {config.working_size} px). "
-                              f"Delete it. {rebuild}")
-    return GeneratorRun(generator, config, state["split"], segments, state["history"], state["step"], path)
 

@@ -7,10 +7,13 @@ import torch
 from hydramix_core.data import data_root, install_image_folder_archive, load_dataset
 from hydramix_core.splits import create_split, save_split
 from hydramix_core.study import generator_folder
-from hydramix_core.train_generator import GeneratorConfig, train_generator
+from hydramix_core.generator_files import GeneratorConfig
+from hydramix_core.train_generator import train_generator
 
 REPO = Path(__file__).resolve().parents[1]
-OFFLINE_ARCHIVES = [REPO.parent / "shared/data/cifar10-jpeg.tar.gz", Path("/work/shared/data/cifar10-jpeg.tar.gz")]
+# the offline CIFAR-10 copy: $HYDRAMIX_OFFLINE_ARCHIVE, else beside the repo
+OFFLINE_ARCHIVES = [Path(p) for p in [os.environ.get("HYDRAMIX_OFFLINE_ARCHIVE")] if p] + [
+    REPO.parent / "shared/data/cifar10-jpeg.tar.gz"]
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

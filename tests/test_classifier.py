@@ -5,10 +5,12 @@ import torch
 
 import hydramix_core.study as study
 from hydramix_core.augment import HydraMixAugment
-from hydramix_core.classifier import BASE_METHODS, ClassifierConfig, build_classifier, parse_method, train_classifier
+from hydramix_core.classifier import build_classifier
+from hydramix_core.engine import ClassifierConfig, train_classifier
+from hydramix_core.methods import BASE_METHODS, parse_method
 from hydramix_core.splits import create_split
 from hydramix_core.study import run_sweep, sweep_configs
-from hydramix_core.train_generator import CheckpointError
+from hydramix_core.generator_files import CheckpointError
 
 TINY = dict(model="wrn16_2", steps=2, test_subset=2, device="cpu")
 

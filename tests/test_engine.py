@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from hydramix_core.classifier import ClassifierConfig
 from hydramix_core import engine
-from hydramix_core.engine import Run, train_pack
+from hydramix_core.engine import ClassifierConfig, Run, train_pack
 
 TINY = dict(model="wrn16_2", test_subset=2, samples_per_class_per_epoch=4)  # 2 images/class: 4 steps an epoch
 PACK = [("baseline", {}), ("hydramix", {}), ("autoaugment", {}), ("mixup", {}), ("random_erasing", {}),
@@ -176,3 +175,22 @@ def test_graphed_and_eager_cuda_runs_see_the_same_random_numbers(cifar10_train, 
         losses = [(a["loss"], b["loss"]) for a, b in zip(first["history"], second["history"])]
         print(f"{method}: graphed vs eager losses {losses}")
         assert all(abs(a - b) <= 1e-4 * abs(b) for a, b in losses), method
+
+
+def test_the_drop_in_augmentation_comes_from_a_generator_folder_in_one_call(cifar10_train, split, generators):
+    """README's drop-in: ``HydraMixAugment.from_generator(folder, images, labels, p_gen=...)``."""
+    from hydramix_core import HydraMixAugment
+
+    _, runs = generators
+    run = runs["hydramix"]
+    few = cifar10_train.subset(split.indices)
+    augment = HydraMixAugment.from_generator(run.path.parent, few.images, few.labels, p_gen=1.0)
+    assert augment.n_mix == run.config.n_mix and augment.crop_pad == run.config.crop_pad
+    assert torch.equal(augment.pool_segments, run.segments)  # segmented here as the folder's cache was
+    images = few.images[:6].float() / 255
+    out, labels = augment(images, few.labels[:6], generator=torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and torch.equal(labels, few.labels[:6]) and not torch.equal(out, images)
+    cached = HydraMixAugment.from_generator(run.path.parent, few.images, few.labels, segments="folder")
+    assert torch.equal(cached.pool_segments, run.segments) and cached.p_gen == 0.5
+    with pytest.raises(ValueError, match="folder"):
+        HydraMixAugment.from_generator(run.path.parent, few.images[:3], few.labels[:3], segments="folder")

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +143,8 @@ def test_non_positive_sizes_are_refused_before_any_work(images, generator, tmp_p
 
 
 def test_api_refuses_non_positive_sizes():
-    from hydramix_core.classifier import ClassifierConfig
-    from hydramix_core.train_generator import GeneratorConfig
+    from hydramix_core.engine import ClassifierConfig
+    from hydramix_core.generator_files import GeneratorConfig
 
     for bad in ({"steps": 0}, {"steps": -5}, {"batch_size": 0}, {"ngf": 0}, {"log_every": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
@@ -270,7 +269,8 @@ def test_read_only_location_is_refused_before_training(images, tmp_path):
 
 def test_resumed_history_equals_uninterrupted(cifar10_train, tmp_path, interrupt_generator_at):
     from hydramix_core.splits import create_split
-    from hydramix_core.train_generator import GeneratorConfig, train_generator
+    from hydramix_core import GeneratorConfig
+    from hydramix_core.train_generator import train_generator
 
     split = create_split(cifar10_train, samples_per_class=1, seed=0)
     config = GeneratorConfig(dataset="cifar10", samples_per_class=1, seed=0, ngf=8, ndf=8, batch_size=4, steps=12,

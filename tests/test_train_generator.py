@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from hydramix_core.splits import create_split
-from hydramix_core.train_generator import (CheckpointError, GeneratorConfig, GeneratorTrainer, load_generator,
-                                          train_generator, train_generators)
+from hydramix_core.generator_files import CheckpointError, GeneratorConfig, load_generator
+from hydramix_core.train_generator import GeneratorTrainer, train_generator, train_generators
 
 
 
