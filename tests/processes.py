@@ -7,6 +7,7 @@ bars) never blocks on a full pipe while the test waits for something else.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import tempfile
 import time
@@ -14,11 +15,18 @@ import time
 LIMIT = 1800  # seconds; far beyond any step of these tests on a 2-core machine under load
 
 
+def _default_interrupt() -> None:
+    # A runner started in the background (a non-interactive shell's `cmd &`, some CI services)
+    # ignores SIGINT, children inherit that, and Python then installs no KeyboardInterrupt
+    # handler: Ctrl-C as a user sends it must reach the command as it would from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Started:
     def __init__(self, command, **kwargs):
         self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen([str(c) for c in command], stdout=self._out, stderr=self._err, text=True,
-                                        **kwargs)
+                                        preexec_fn=_default_interrupt, **kwargs)
 
     def poll(self):
         return self.process.poll()

@@ -1,0 +1,79 @@
+"""Saying "better" honestly: per-method intervals and paired differences over seeds.
+
+    summary = summarize(runs)                           # mean, sd, 95 % t-interval of the mean per cell
+    paired = paired_differences(runs, "baseline")       # each method minus baseline, paired by seed
+
+``runs`` is study.load_runs' table (a row per run: dataset, samples_per_class, seed, method,
+accuracy). The same seed draws the same images for every method, so methods are compared
+paired by seed: the mean of the per-seed differences, a 95 % paired bootstrap interval of it
+(``scipy.stats.bootstrap``, percentile, fixed random state), and the seeds won, lost and tied.
+A signed-rank test is reported only where it can reach p < 0.05: an exact two-sided Wilcoxon
+test on n pairs cannot go below 2 / 2^n, so with fewer than 6 seeds it says "n seeds: too few".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CELL = ["dataset", "samples_per_class"]
+MIN_SEEDS_FOR_WILCOXON = 6  # 2 / 2**6 = 0.031 < 0.05; with 5 seeds the smallest p is 0.0625
+
+
+def summarize(runs: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (dataset, n, method): seeds, mean and sd of the accuracy, and the t-interval of the mean."""
+    rows = []
+    for (dataset, n, method), group in _unique(runs).groupby([*CELL, "method"]):
+        values = group["accuracy"].to_numpy(float)
+        mean, sd = values.mean(), values.std(ddof=1) if len(values) > 1 else float("nan")
+        low, high = (stats.t.interval(confidence, len(values) - 1, loc=mean, scale=sd / np.sqrt(len(values)))
+                     if len(values) > 1 else (float("nan"), float("nan")))
+        rows.append({"dataset": dataset, "samples_per_class": n, "method": method, "seeds": len(values), "mean": mean,
+                     "sd": sd, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def paired_differences(runs: pd.DataFrame, reference: str, *, confidence: float = 0.95, n_resamples: int = 9999,
+                       seed: int = 0) -> pd.DataFrame:
+    """Each method minus ``reference`` per (dataset, n), over the seeds both have (see the module docstring)."""
+    runs = _unique(runs)
+    rows = []
+    for (dataset, n), cell in runs.groupby(CELL):
+        base = cell[cell["method"] == reference].set_index("seed")["accuracy"]
+        for method, group in cell[cell["method"] != reference].groupby("method"):
+            mine = group.set_index("seed")["accuracy"]
+            seeds = sorted(set(mine.index) & set(base.index))
+            a, b = mine.loc[seeds].to_numpy(float), base.loc[seeds].to_numpy(float)
+            row = {"dataset": dataset, "samples_per_class": n, "method": method, "reference": reference,
+                   "seeds": len(seeds), "difference": float(np.mean(a - b)) if seeds else float("nan"),
+                   "ci_low": float("nan"), "ci_high": float("nan"), "won": int((a > b).sum()),
+                   "lost": int((a < b).sum()), "tied": int((a == b).sum())}
+            if len(seeds) > 1:
+                interval = stats.bootstrap((a, b), lambda x, y: np.mean(x - y), paired=True, vectorized=False,
+                                           confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                                           random_state=np.random.default_rng(seed)).confidence_interval
+                row["ci_low"], row["ci_high"] = float(interval.low), float(interval.high)
+            row["wilcoxon"] = _wilcoxon(a, b)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _wilcoxon(a: np.ndarray, b: np.ndarray) -> str:
+    if len(a) < MIN_SEEDS_FOR_WILCOXON:
+        return f"{len(a)} seeds: too few"
+    if np.all(a == b):
+        return "p = 1 (no difference)"
+    return f"p = {stats.wilcoxon(a, b, method='exact' if np.all(a != b) else 'auto').pvalue:.3g}"
+
+
+def _unique(runs: pd.DataFrame) -> pd.DataFrame:
+    """One accuracy per (dataset, n, method, seed); a table holding several (e.g. p_gen variants) is refused."""
+    keys = [*CELL, "method", "seed"]
+    repeated = runs[runs.duplicated(keys, keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        raise ValueError(f"{len(repeated)} rows share (dataset, n, method, seed), e.g. {first['method']} n="
+                         f"{first['samples_per_class']} seed {first['seed']}: select one run per seed first "
+                         f"(e.g. one p_gen).")
+    return runs
