@@ -1,9 +1,10 @@
 """Classic augmentations drawn per sample on the device, with no host synchronisation.
 
-    policy = AutoAugment("autoaugment", image_size=32, device=device)
+    policy = AutoAugment("autoaugment", image_size=32, device=device)    # or "trivialaugment", "randaugment"
     images = policy(images, generator)                    # uint8 [B,3,H,W], one draw per image
     images = random_erasing(images, generator)            # float [B,3,H,W] in [0,1]
     images, soft = mixup(images, labels, 10, generator)   # one lambda per batch, as v2.MixUp
+    images, soft = zeta_mixup(images, labels, 10, generator, n_mix=(2, 3, 4))  # T images per sample
 
 Why not torchvision v2 or kornia: v2's AutoAugment, TrivialAugment and RandomErasing draw
 their parameters on the host with the global generator and apply one draw to a whole call,
@@ -12,7 +13,7 @@ be captured in a CUDA graph nor run with a per-run generator. Here every random 
 comes from the ``generator`` argument (CPU or CUDA) and every choice is a ``torch.where``
 over the batch, so a training step that uses them is one static graph. The operations
 themselves, their magnitude tables and AutoAugment's sub-policies are torchvision's (read
-from ``v2.AutoAugment`` / ``v2.TrivialAugmentWide``); each operation matches torchvision's
+from ``v2.AutoAugment`` / ``v2.TrivialAugmentWide`` / ``v2.RandAugment``); each operation matches torchvision's
 functional one (tests/test_classic.py).
 """
 
@@ -31,12 +32,13 @@ _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
 
 class AutoAugment:
-    """Per-sample AutoAugment (CIFAR-10 policy at <= 32 px, ImageNet's above) or TrivialAugmentWide.
+    """Per-sample AutoAugment (CIFAR-10 policy at <= 32 px, ImageNet's above), TrivialAugmentWide or RandAugment.
 
     AutoAugment: each image draws one of the policy's sub-policies and applies its two
     operations, each with its own probability, at the sub-policy's magnitude with a random
     sign for signed operations. TrivialAugmentWide: each image draws one operation, one of
-    31 magnitude bins and a sign.
+    31 magnitude bins and a sign. RandAugment (torchvision's defaults): each image draws 2
+    operations in turn, each uniformly from the table, at magnitude bin 9 of 31, each with a sign.
     """
 
     def __init__(self, kind: str, *, image_size: int, device: torch.device | str = "cpu"):
@@ -45,8 +47,11 @@ class AutoAugment:
             source, bins = v2.AutoAugment(policy), 10
         elif kind == "trivialaugment":
             source, bins = v2.TrivialAugmentWide(), 31
+        elif kind == "randaugment":
+            source = v2.RandAugment()  # torchvision's defaults: 2 operations at magnitude bin 9 of 31
+            bins, self.num_ops, self.magnitude_bin = source.num_magnitude_bins, source.num_ops, source.magnitude
         else:
-            raise ValueError(f"Unknown policy {kind!r}: use autoaugment or trivialaugment")
+            raise ValueError(f"Unknown policy {kind!r}: use autoaugment, trivialaugment or randaugment")
         self.kind, self.device = kind, torch.device(device)
         space = source._AUGMENTATION_SPACE
         magnitudes = torch.zeros(len(OPS), bins, dtype=torch.float64)
@@ -80,6 +85,9 @@ class AutoAugment:
             ops, bins = self.sub_ops[sub].T, self.sub_bins[sub].T  # [2, B]
             applied = uniform(2, batch) <= self.sub_probs[sub].T
             ops = torch.where(applied, ops, torch.zeros_like(ops))
+        elif self.kind == "randaugment":
+            ops = self.ops[torch.randint(len(self.ops), (self.num_ops, batch), generator=generator, device=device)]
+            bins = torch.full_like(ops, self.magnitude_bin)
         else:
             ops = self.ops[torch.randint(len(self.ops), (1, batch), generator=generator, device=device)]
             bins = torch.randint(self.magnitudes.shape[1], (1, batch), generator=generator, device=device)
@@ -233,12 +241,54 @@ def _box(top, left, box_h, box_w, height: int, width: int) -> torch.Tensor:
             & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
 
 
-def mixup(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator):
-    """v2.MixUp(alpha=1): one lambda ~ Beta(1, 1) = U(0, 1) per batch, partners by rolling the batch
-    by one; returns images and soft labels [B, C]."""
-    lam = torch.rand((), generator=generator, device=images.device)
+def mixup(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator, *,
+          alpha: float = 1.0):
+    """v2.MixUp(alpha): one lambda ~ Beta(alpha, alpha) per batch, partners by rolling the batch by
+    one; returns images and soft labels [B, C]. alpha 1 draws U(0, 1) (= Beta(1, 1))."""
+    lam = (torch.rand((), generator=generator, device=images.device) if alpha == 1.0
+           else beta_symmetric(alpha, generator, images.device))
     soft = _one_hot(labels, num_classes)
     return images * lam + images.roll(1, 0) * (1 - lam), soft * lam + soft.roll(1, 0) * (1 - lam)
+
+
+def beta_symmetric(alpha: float, generator: torch.Generator, device, *, attempts: int = 64) -> torch.Tensor:
+    """One draw of Beta(alpha, alpha) from ``generator``, without a host synchronisation.
+
+    Written here because torch's Beta and Gamma samplers take no generator argument. Johnk's
+    method: X = U^(1/a), Y = V^(1/a) is accepted when X + Y <= 1 and gives X / (X + Y) (in logs,
+    so small alpha does not underflow). All attempts are drawn at once and the first accepted one
+    is taken; each is accepted with probability Gamma(1+a)^2 / Gamma(1+2a) (0.95 at a = 0.2, 0.5
+    at a = 1), so 64 attempts all fail with probability below 1e-19 for a <= 1 (then 0.5).
+    """
+    log_x, log_y = torch.rand(2, attempts, generator=generator, device=device, dtype=torch.float64).log() / alpha
+    accepted = torch.logaddexp(log_x, log_y) <= 0
+    value = torch.sigmoid(log_x - log_y)
+    first = accepted.int().argmax().view(1)  # the first accepted attempt (0 if none is)
+    return torch.where(accepted.any(), value.gather(0, first)[0], 0.5).float()
+
+
+def zeta_mixup(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator, *,
+               n_mix=(2, 3, 4), gamma: float = 2.8):
+    """zeta-mixup (Abhishek et al., J. Big Data 2024) with T images per mix drawn per sample from ``n_mix``.
+
+    Each sample b becomes sum_r w_r x_(r) over ranks r = 1..T: rank 1 is b itself, ranks 2..T are
+    other images of the batch in a random order, and w_r = r^-gamma / sum_{j<=T} j^-gamma (a
+    normalised p-series; with T the batch size this is the authors' definition). Labels are
+    mixed with the same weights (soft labels [B, C]).
+    """
+    batch, device = len(images), images.device
+    keys = torch.rand(batch, batch, generator=generator, device=device) - 2 * torch.eye(batch, device=device)
+    order = keys.argsort(dim=1)  # row b: b first, then the others in a random order
+    pick = torch.randint(len(n_mix), (batch,), generator=generator, device=device)
+    terms = torch.full((batch,), n_mix[0], device=device)
+    for index, n in enumerate(n_mix[1:], start=1):
+        terms = torch.where(pick == index, n, terms)
+    rank = torch.arange(1, batch + 1, device=device, dtype=torch.float64)
+    weights = rank.pow(-gamma) * (rank <= terms[:, None])
+    weights = (weights / weights.sum(1, keepdim=True)).float()
+    mixing = torch.zeros(batch, batch, device=device).scatter_(1, order, weights)  # [B, B], rows sum to 1
+    mixed = (mixing @ images.flatten(1)).view_as(images)
+    return mixed, mixing @ _one_hot(labels, num_classes)
 
 
 def cutmix(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator):

@@ -52,12 +52,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .augment import HydraMixAugment
-from .classic import AutoAugment, cutmix, cutout, mixup, random_erasing
+from .classic import AutoAugment, cutmix, cutout, mixup, random_erasing, zeta_mixup
 from .classifier import Dropout, build_classifier, evaluate
 from .data import ImageSet
 from .graphs import capture
 from .masks import random_crop_flip
-from .methods import DIRECT_METHODS, GENERATOR_METHODS, make_augment, parse_method
+from .methods import DIRECT_METHODS, GENERATOR_METHODS, make_augment, method_parameter, parse_method
 from .outputs import positive, save_atomic
 from .runtime import device_name, resolve_device, versions
 from .splits import FewShotSplit, epoch_length
@@ -78,7 +78,7 @@ class ClassifierConfig:
     per_batch: bool = False  # ChimeraMix: replace the whole batch with probability p_gen
     bank_size: int = 0  # >0: draw generated samples from a per-class bank of this size (see augment.py)
     bank_refresh: float = 0.25  # fraction of used bank entries regenerated per step
-    n_mix: tuple[int, ...] | None = None  # None: the generator's own (direct methods: 2, 3, 4 / 2)
+    n_mix: tuple[int, ...] | None = None  # None: the generator's own (direct methods, zetamixup: 2, 3, 4 / 2)
     model: str | None = None  # None: wrn16_8 for 32 px data, resnet50 for larger
     epochs: int = 200
     samples_per_class_per_epoch: int | None = None  # None: 500 (STL-10: 120)
@@ -161,8 +161,9 @@ class Run:
         self.lr = torch.tensor(config.lr, device=device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9, nesterov=True,
                                          weight_decay=config.weight_decay, fused=True)
-        self.policy = (AutoAugment("autoaugment" if use_autoaugment else "trivialaugment", image_size=self.image_size,
-                                   device=device) if use_autoaugment or self.base == "trivialaugment" else None)
+        policy = "autoaugment" if use_autoaugment else self.base if self.base in ("trivialaugment", "randaugment") else None
+        self.policy = AutoAugment(policy, image_size=self.image_size, device=device) if policy else None
+        self.mix_parameter = method_parameter(config.method)  # MixUp's alpha, zeta-mixup's gamma
 
         self.pool, self.pool_labels = few.images.to(device), few.labels.to(device)
         self.samples_per_epoch = epoch_length(len(few), config.samples_per_class, config.samples_per_class_per_epoch)
@@ -278,7 +279,10 @@ class Run:
         images = (images - 0.5) / 0.5
         targets = labels
         if self.base == "mixup":
-            images, targets = mixup(images, labels, self.num_classes, rng)  # soft labels [B, C]
+            images, targets = mixup(images, labels, self.num_classes, rng, alpha=self.mix_parameter)  # soft [B, C]
+        elif self.base == "zetamixup":
+            images, targets = zeta_mixup(images, labels, self.num_classes, rng, n_mix=config.n_mix or (2, 3, 4),
+                                         gamma=self.mix_parameter)
         elif self.base == "cutmix":
             images, targets = cutmix(images, labels, self.num_classes, rng)
         if self.channels_last:

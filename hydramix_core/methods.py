@@ -9,13 +9,15 @@ The per-sample classic methods themselves are in classic.py; the engine applies 
 
 from __future__ import annotations
 
+import re
+
 from .augment import HydraMixAugment
 from .data import ImageSet
 from .generator_files import GeneratorConfig
 from .masks import cached_segments
 
-BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "mixup", "cutmix",
-                "chimeramix_grid", "chimeramix_seg", "hydramix", "hydramix_direct", "chimeramix_grid_direct",
+BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "randaugment", "mixup",
+                "zetamixup", "cutmix", "chimeramix_grid", "chimeramix_seg", "hydramix", "hydramix_direct", "chimeramix_grid_direct",
                 "chimeramix_seg_direct")
 # Methods that draw from a trained generator, and the mask kind that generator was trained with.
 GENERATOR_METHODS = {"hydramix": "hydramix", "chimeramix_grid": "chimeramix_grid", "chimeramix_seg": "chimeramix_seg"}
@@ -23,17 +25,35 @@ DIRECT_METHODS = {"hydramix_direct": "hydramix", "chimeramix_grid_direct": "chim
                   "chimeramix_seg_direct": "chimeramix_seg"}
 
 
+# Methods with a parameter, which a name may set: mixup_a0.2 (MixUp's Beta(alpha, alpha)) and
+# zetamixup_g2.4 (zeta-mixup's p-series exponent gamma); the bare names use these defaults.
+PARAMETERS = {"mixup": ("a", 1.0), "zetamixup": ("g", 2.8)}
+_PARAMETER = re.compile(r"^(mixup|zetamixup)_([ag])(\d+(?:\.\d+)?)$")
+
 # ChimeraMix's own protocol: the whole batch replaced with probability 0.5, mixing 2 images.
 CHIMERAMIX_RULE = {"p_gen": 0.5, "per_batch": True, "n_mix": (2,)}
 
 
 def parse_method(method: str) -> tuple[str, bool]:
-    """'hydramix+autoaugment' -> ('hydramix', True). Raises on unknown names."""
+    """'hydramix+autoaugment' -> ('hydramix', True), 'mixup_a0.2' -> ('mixup', False). Raises on unknown names."""
     parts = method.split("+")
     base, extras = parts[0], parts[1:]
+    match = _PARAMETER.match(base)
+    if match and PARAMETERS[match[1]][0] == match[2] and float(match[3]) > 0:
+        base = match[1]
     if base not in BASE_METHODS or any(extra != "autoaugment" for extra in extras) or (extras and base == "autoaugment"):
-        raise ValueError(f"Unknown method {method!r}: use one of {', '.join(BASE_METHODS)}, optionally '+autoaugment'")
+        raise ValueError(f"Unknown method {method!r}: use one of {', '.join(BASE_METHODS)}, optionally '+autoaugment' "
+                         f"(MixUp's alpha and zeta-mixup's gamma as mixup_a0.2, zetamixup_g2.4)")
     return base, bool(extras) or base == "autoaugment"
+
+
+def method_parameter(method: str) -> float | None:
+    """MixUp's alpha or zeta-mixup's gamma for ``method`` ('mixup_a0.2' -> 0.2, 'mixup' -> 1.0), else None."""
+    base, _ = parse_method(method)
+    if base not in PARAMETERS:
+        return None
+    match = _PARAMETER.match(method.split("+")[0])
+    return float(match[3]) if match else PARAMETERS[base][1]
 
 
 def method_rule(method: str) -> dict:
