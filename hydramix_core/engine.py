@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from .augment import HydraMixAugment
 from .classic import AutoAugment, cutmix, cutout, mixup, random_erasing, zeta_mixup
-from .classifier import Dropout, build_classifier, evaluate
+from .classifier import Dropout, build_classifier, evaluate, harmonic_variant
 from .data import ImageSet
 from .graphs import capture
 from .masks import random_crop_flip
@@ -151,7 +151,8 @@ class Run:
             raise ValueError("graphed steps need bank_size 0 (a bank is host logic inside the step)")
         with torch.random.fork_rng(devices=[]):  # the weights' initialisation depends on the seed alone
             torch.manual_seed(config.seed)
-            model = build_classifier(config.model, train_set.num_classes)
+            model = build_classifier(harmonic_variant(config.model) if self.base == "harmonic" else config.model,
+                                     train_set.num_classes)
         for module in model.modules():
             if isinstance(module, Dropout):
                 module.generator = self.rng

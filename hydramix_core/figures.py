@@ -99,3 +99,48 @@ def sample_sheet(run, images: torch.Tensor, labels: torch.Tensor, *, classes: li
              [f"new {i + 1}" for i in range(generated)]
     return image_grid(torch.stack(tiles), rows=len(class_ids), titles=titles, row_labels=[classes[c] for c in class_ids],
                       scale=1.0, title="Originals, their segments, and compositions generated from them")
+
+
+def plain_log_ticks(axis, ticks, *, which: str = "x") -> None:
+    """A log axis labelled only at ``ticks`` with plain numbers (5, 10, 20; not 6x10^0 minor labels)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    scale = axis.xaxis if which == "x" else axis.yaxis
+    (axis.set_xscale if which == "x" else axis.set_yscale)("log")
+    scale.set_major_locator(FixedLocator(list(ticks)))
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    scale.set_major_formatter(formatter)
+    scale.set_minor_locator(NullLocator())
+    scale.set_minor_formatter(NullFormatter())
+
+
+def paired_difference_plot(differences, *, title: str):
+    """Each method's mean paired difference (points) with its 95 % bootstrap interval, one row per
+    method and size (stats.paired_differences' table); the zero line is "no difference"."""
+    import matplotlib.pyplot as plt
+
+    rows = differences.sort_values(["samples_per_class", "difference"]).reset_index(drop=True)
+    labels = [f"{r.method} (n={r.samples_per_class}, won {r.won}/{r.seeds})" for r in rows.itertuples()]
+    figure, axis = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.2))
+    centre = rows["difference"] * 100
+    axis.errorbar(centre, range(len(rows)), xerr=[centre - rows["ci_low"] * 100, rows["ci_high"] * 100 - centre],
+                  fmt="o", capsize=3, color="tab:blue")
+    axis.axvline(0, color="grey", linestyle="--")
+    axis.set_yticks(range(len(rows)), labels)
+    axis.set(xlabel=f"accuracy minus {rows['reference'].iloc[0]} (points), 95 % paired bootstrap interval", title=title)
+    figure.tight_layout()
+    return figure
+
+
+def performance_profile_plot(profile, *, title: str):
+    """Fraction of runs above each accuracy, per method (stats.performance_profile's table)."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method, group in profile.groupby("method"):
+        axis.plot(group["threshold"] * 100, group["fraction"], label=method)
+    axis.set(xlabel="test accuracy threshold τ (%)", ylabel="fraction of runs with accuracy > τ", title=title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -5,6 +5,8 @@ which masks), ChimeraMix's replacement rule, and the batch augmentation a run's 
     augment = make_augment(config, few, generator_run)                # augment.HydraMixAugment or None
 
 The per-sample classic methods themselves are in classic.py; the engine applies them.
+'harmonic' trains the Harmonic variant of the run's WideResNet (classifier.py) without augmentation
+beyond crop and flip: the strongest published non-generative baseline of the GEM benchmark.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from .generator_files import GeneratorConfig
 from .masks import cached_segments
 
 BASE_METHODS = ("baseline", "cutout", "random_erasing", "autoaugment", "trivialaugment", "randaugment", "mixup",
-                "zetamixup", "cutmix", "chimeramix_grid", "chimeramix_seg", "hydramix", "hydramix_direct", "chimeramix_grid_direct",
+                "zetamixup", "harmonic", "cutmix", "chimeramix_grid", "chimeramix_seg", "hydramix", "hydramix_direct", "chimeramix_grid_direct",
                 "chimeramix_seg_direct")
 # Methods that draw from a trained generator, and the mask kind that generator was trained with.
 GENERATOR_METHODS = {"hydramix": "hydramix", "chimeramix_grid": "chimeramix_grid", "chimeramix_seg": "chimeramix_seg"}

@@ -25,6 +25,7 @@ from .outputs import LockedError, hold, write_atomic
 from .published import COMPARABLE, OUR_METHODS, published_for
 from .runtime import resolve_device
 from .splits import get_split, split_filename
+from .stats import inside_interval, summarize
 
 
 def generator_folder(results_dir, dataset: str, samples_per_class: int, seed: int, mask_kind: str = "hydramix") -> Path:
@@ -179,10 +180,12 @@ def best_in_bold(runs: pd.DataFrame, table: pd.DataFrame, *, index: str = "metho
     return table
 
 
-def beside_published(runs: pd.DataFrame, dataset: str, *, flag_points: float = 1.5) -> pd.DataFrame:
+def beside_published(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Each published number for ``dataset`` (or its ciFAIR counterpart) beside our matching runs:
-    our mean ± sd, seeds, the difference in points, and a flag where it exceeds ``flag_points``."""
+    our mean ± sd, seeds, the 95 % t-interval of our mean, the difference in points, and whether
+    the published number lies inside that interval (stats.inside_interval)."""
     rows = []
+    summary = summarize(runs.assign(dataset=dataset)) if len(runs) else None
     for entry in published_for(COMPARABLE.get(dataset, dataset)):
         for ours in OUR_METHODS.get(entry["method"], [entry["method"]]):
             mine = runs[(runs["method"] == ours) & (runs["samples_per_class"] == entry["samples_per_class"])]
@@ -190,8 +193,14 @@ def beside_published(runs: pd.DataFrame, dataset: str, *, flag_points: float = 1
             row = {"published": f"{entry['method']} ({entry['dataset']})", "n": entry["samples_per_class"],
                    "theirs %": entry["accuracy"], "ours": ours, "ours %": "not run" if mine.empty else
                    f"{mean:.1f} ± {mine['accuracy'].std(ddof=1) * 100:.1f}" if len(mine) > 1 else f"{mean:.1f}",
-                   "seeds": len(mine), "difference": round(mean - entry["accuracy"], 1) if len(mine) else None}
-            row[f"more than {flag_points:g} points away"] = ("yes" if abs(row["difference"]) > flag_points else "no") if len(mine) else ""
+                   "seeds": len(mine), "difference": round(mean - entry["accuracy"], 1) if len(mine) else None,
+                   "our 95 % interval": "", "theirs is": ""}
+            if len(mine) > 1:
+                cell = summary[(summary["method"] == ours) & (summary["samples_per_class"] == entry["samples_per_class"])]
+                row["our 95 % interval"] = f"[{cell['ci_low'].iloc[0] * 100:.1f}, {cell['ci_high'].iloc[0] * 100:.1f}]"
+            if len(mine):
+                row["theirs is"] = inside_interval(summary, dataset, entry["samples_per_class"], ours,
+                                                   entry["accuracy"] / 100)
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -4,7 +4,10 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from hydramix_core.classic import OPS, AutoAugment, apply_ops, cutmix, mixup, random_erasing
+import scipy.stats
+
+from hydramix_core.classic import OPS, AutoAugment, apply_ops, beta_symmetric, cutmix, mixup, random_erasing, zeta_mixup
+from hydramix_core.methods import method_parameter, parse_method
 
 GEOMETRIC = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
 
@@ -107,3 +110,71 @@ def test_mixup_and_cutmix_labels_match_what_was_pasted():
     mixed, soft = mixup(images, labels, 4, generator)
     lam = soft[0, 0]
     assert torch.allclose(mixed[0], images[0] * lam + images[3] * (1 - lam))
+
+
+def test_randaugment_draws_two_uniform_operations_at_bin_9():
+    policy = AutoAugment("randaugment", image_size=32)
+    ops, magnitudes = policy.draw(28000, torch.Generator().manual_seed(5))
+    names = list(v2.RandAugment._AUGMENTATION_SPACE)
+    assert ops.shape[0] == 2 and len(names) == 14
+    counts = torch.bincount(ops.flatten(), minlength=len(OPS))[[OPS.index(n) for n in names]].float()
+    assert counts.sum() == ops.numel() and (counts - 4000).abs().max() < 5 * (4000 * (1 - 1 / 14)) ** 0.5
+    assert not (ops[0] == ops[1]).all()  # the two operations are drawn independently
+    for name in ("Brightness", "Rotate", "TranslateX", "Posterize", "Solarize"):
+        table = v2.RandAugment._AUGMENTATION_SPACE[name][0](31, 32, 32)
+        drawn = magnitudes[ops == OPS.index(name)]
+        assert torch.allclose(drawn.abs().unique().float(), table[9].abs().float().view(1)), name
+    assert abs((magnitudes[ops == OPS.index("Rotate")] < 0).float().mean() - 0.5) < 0.05  # signed: a random sign
+    assert (magnitudes[ops == OPS.index("Posterize")] > 0).all()  # unsigned
+
+
+def test_zeta_mixup_weights_are_the_normalised_p_series_with_the_sample_first():
+    batch, gamma = 12, 2.8
+    images = torch.eye(batch)[:, :, None, None].expand(batch, batch, 2, 2).clone()  # image j is the indicator of j
+    labels = torch.arange(batch) % 4
+    mixed, soft = zeta_mixup(images, labels, 4, torch.Generator().manual_seed(6), n_mix=(2, 3, 4), gamma=gamma)
+    weights = mixed[:, :, 0, 0]  # row b: the weight each image got in mix b
+    terms = (weights > 0).sum(1)
+    assert set(terms.tolist()) == {2, 3, 4}
+    for row, t in zip(weights, terms.tolist()):
+        p_series = torch.arange(1, t + 1, dtype=torch.float64) ** -gamma
+        assert torch.allclose(row[row > 0].sort(descending=True).values.double(), p_series / p_series.sum(), atol=1e-6)
+    assert torch.equal(weights.argmax(1), torch.arange(batch))  # rank 1: the sample itself
+    assert torch.allclose(soft, weights @ torch.eye(4)[labels])  # labels mixed with the same weights
+    partners = {tuple(torch.where(row > 0)[0].tolist()) for row in weights}
+    assert len(partners) > batch // 2  # partners drawn per sample, not one order for the batch
+
+
+def test_zeta_mixup_takes_its_number_of_images_from_the_choices():
+    images = torch.eye(10)[:, :, None, None].clone()
+    for choices in ((3,), (2, 10)):
+        mixed, soft = zeta_mixup(images, torch.arange(10), 10, torch.Generator().manual_seed(7), n_mix=choices)
+        assert set((mixed[:, :, 0, 0] > 0).sum(1).tolist()) == set(choices)
+        assert torch.allclose(soft.sum(1), torch.ones(10)) and torch.allclose(soft, mixed[:, :, 0, 0])
+
+
+def test_mixup_alpha_draws_beta_alpha_alpha():
+    generator = torch.Generator().manual_seed(8)
+    draws = torch.stack([beta_symmetric(0.2, generator, "cpu") for _ in range(3000)]).double().numpy()
+    assert scipy.stats.kstest(draws, scipy.stats.beta(0.2, 0.2).cdf).pvalue > 1e-3
+    assert scipy.stats.kstest(draws, scipy.stats.uniform().cdf).pvalue < 1e-6  # not alpha 1's U(0, 1)
+    images, labels = torch.rand(4, 3, 2, 2), torch.arange(4)
+    mixed, soft = mixup(images, labels, 4, torch.Generator().manual_seed(9), alpha=0.2)
+    lam = soft[0, 0]
+    assert torch.allclose(mixed[0], images[0] * lam + images[3] * (1 - lam))
+
+
+def test_alpha_1_keeps_mixups_uniform_draw():
+    images, labels = torch.rand(4, 3, 2, 2), torch.arange(4)
+    _, soft = mixup(images, labels, 4, torch.Generator().manual_seed(10))
+    assert soft[0, 0] == torch.rand((), generator=torch.Generator().manual_seed(10))
+
+
+def test_method_names_carry_alpha_and_gamma():
+    assert parse_method("mixup_a0.2") == ("mixup", False) and method_parameter("mixup_a0.2") == 0.2
+    assert method_parameter("mixup") == 1.0 and method_parameter("zetamixup") == 2.8
+    assert parse_method("zetamixup_g2.4+autoaugment") == ("zetamixup", True) and method_parameter("zetamixup_g2.4") == 2.4
+    assert method_parameter("baseline") is None
+    for bad in ("mixup_g2", "zetamixup_a1", "mixup_a0", "mixup_a", "cutmix_a0.2", "randaugment+mixup"):
+        with pytest.raises(ValueError, match="Unknown method"):
+            parse_method(bad)

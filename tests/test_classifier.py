@@ -15,7 +15,8 @@ from hydramix_core.generator_files import CheckpointError
 TINY = dict(model="wrn16_2", steps=2, test_subset=2, device="cpu")
 
 
-@pytest.mark.parametrize("method", list(BASE_METHODS) + ["hydramix+autoaugment", "mixup+autoaugment"])
+@pytest.mark.parametrize("method", list(BASE_METHODS) + ["hydramix+autoaugment", "mixup+autoaugment", "mixup_a0.2",
+                                                          "zetamixup_g2.4"])
 def test_every_method_trains_two_steps(method, cifar10_train, cifar10_test, split, generators, tmp_path):
     _, runs = generators
     kind = {"chimeramix_grid": "chimeramix_grid", "chimeramix_seg": "chimeramix_seg"}.get(method, "hydramix")
@@ -162,3 +163,67 @@ def test_checkpointed_run_resumes_bit_identical(method, cifar10_train, cifar10_t
     resumed = train_classifier(config, cifar10_train, cifar10_test, split, **train, checkpoint=tmp_path / "run.pt")
     assert resumed["history"] == full["history"] and resumed["accuracy"] == full["accuracy"]
     assert resumed["per_class_accuracy"] == full["per_class_accuracy"]
+
+
+def test_the_dct_basis_is_the_2d_dct_ii_with_unit_l1_norms():
+    import math
+
+    from hydramix_core.classifier import dct_basis
+
+    basis = dct_basis(3)
+    assert basis.shape == (9, 3, 3) and torch.allclose(basis.abs().sum((1, 2)), torch.ones(9))
+    assert torch.allclose(basis[0], torch.full((3, 3), 1 / 9))  # the DC filter: a mean
+    u, v, x, y = 1, 2, 0, 1  # frequency (1, 2) at index 5, position (0, 1)
+    raw = math.cos(math.pi * (x + 0.5) * u / 3) * math.cos(math.pi * (y + 0.5) * v / 3)
+    assert math.isclose(basis[u * 3 + v, x, y] * _raw_l1(u, v), raw, rel_tol=1e-5)
+    gram = basis.flatten(1) @ basis.flatten(1).T  # orthogonal, but not normalised to unit energy
+    assert torch.allclose(gram - torch.diag(gram.diag()), torch.zeros(9, 9), atol=1e-6)
+
+
+def _raw_l1(u, v):
+    import math
+
+    return sum(abs(math.cos(math.pi * (x + 0.5) * u / 3) * math.cos(math.pi * (y + 0.5) * v / 3))
+               for x in range(3) for y in range(3))
+
+
+def test_a_harmonic_block_is_a_convolution_with_the_combined_filters():
+    import torch.nn.functional as F
+
+    from hydramix_core.classifier import HarmonicConv2d, dct_basis
+
+    torch.manual_seed(0)
+    block, x = HarmonicConv2d(4, 6, stride=2), torch.randn(2, 4, 9, 9)
+    kernel = (block.weight[..., None, None] * dct_basis(3)).sum(2)  # sum_f w[o, i, f] DCT_f
+    assert torch.allclose(block(x), F.conv2d(x, kernel, stride=2, padding=1), atol=1e-5)
+    first = HarmonicConv2d(3, 5, batch_norm=True).eval()  # depthwise DCT responses, normalised, combined
+    responses = F.conv2d(x[:, :3], dct_basis(3)[:, None].repeat(3, 1, 1, 1), padding=1, groups=3)
+    combined = torch.einsum("oc,bchw->bohw", first.weight.flatten(1), responses / (1 + 1e-5) ** 0.5)
+    assert torch.allclose(first(x[:, :3]), combined, atol=1e-5)
+
+
+def test_harmonic_wide_resnets_replace_every_3x3_convolution():
+    from hydramix_core.classifier import HarmonicConv2d, build_classifier
+
+    for width in (2, 8):
+        plain, harmonic = build_classifier(f"wrn16_{width}", 10), build_classifier(f"wrn16_{width}_harmonic", 10)
+        convs = [m for m in plain.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert sum(isinstance(m, HarmonicConv2d) for m in harmonic.modules()) == sum(c.kernel_size == (3, 3) for c in convs)
+        assert sum(isinstance(m, torch.nn.Conv2d) for m in harmonic.modules()) == sum(c.kernel_size == (1, 1) for c in convs)
+        first = next(m for m in harmonic.modules() if isinstance(m, HarmonicConv2d))
+        assert first.norm is not None and sum(m.norm is not None for m in harmonic.modules()
+                                              if isinstance(m, HarmonicConv2d)) == 1
+        assert harmonic(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_the_harmonic_method_trains_the_harmonic_variant_of_the_runs_model(cifar10_train, cifar10_test, split):
+    from hydramix_core.classifier import HarmonicConv2d
+    from hydramix_core.engine import Run
+
+    run = Run(ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="harmonic", **TINY), cifar10_train,
+              cifar10_test, split)
+    assert any(isinstance(m, HarmonicConv2d) for m in run.model.modules())
+    assert run.model.features[1].conv1.weight.shape[:2] == (32, 16)  # WRN-16-2's widths
+    with pytest.raises(ValueError, match="needs a WideResNet"):
+        Run(ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="harmonic",
+                             **{**TINY, "model": "resnet50"}), cifar10_train, cifar10_test, split)

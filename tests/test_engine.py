@@ -13,7 +13,8 @@ from hydramix_core.engine import ClassifierConfig, Run, train_pack
 
 TINY = dict(model="wrn16_2", test_subset=2, samples_per_class_per_epoch=4)  # 2 images/class: 4 steps an epoch
 PACK = [("baseline", {}), ("hydramix", {}), ("autoaugment", {}), ("mixup", {}), ("random_erasing", {}),
-        ("chimeramix_grid", {"per_batch": True, "n_mix": (2,)}), ("hydramix_direct", {}), ("cutmix", {})]
+        ("chimeramix_grid", {"per_batch": True, "n_mix": (2,)}), ("hydramix_direct", {}), ("cutmix", {}),
+        ("zetamixup", {}), ("mixup_a0.2", {}), ("randaugment", {}), ("harmonic", {})]
 
 
 def _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cpu", steps=9, pack=PACK, **kwargs):
@@ -21,7 +22,7 @@ def _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cpu"
     runs = []
     for method, extra in pack:
         config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method=method, steps=steps,
-                                  device=device, **TINY, **extra)
+                                  device=device, **{**TINY, **extra})
         kind = "chimeramix_grid" if method.startswith("chimeramix_grid") else "hydramix"
         generator_run = generator_runs[kind]
         generator_run.generator.to(device)
@@ -35,7 +36,7 @@ def _weights(run):
 
 
 def test_a_run_in_an_interleaved_pack_equals_the_run_alone(cifar10_train, cifar10_test, split, generators, tmp_path):
-    """Steps of eight runs of different methods issued in turn give each run bit-identical
+    """Steps of runs of every kind of method issued in turn give each run bit-identical
     weights and history to training it alone: no run reads another's random numbers."""
     pack = _runs(cifar10_train, cifar10_test, split, generators, tmp_path)
     records = train_pack(pack, interleave=True, progress=False)

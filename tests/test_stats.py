@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from hydramix_core.stats import paired_differences, summarize
+from hydramix_core.stats import (aggregate, best_without_generator, inside_interval, paired_differences,
+                                 performance_profile, summarize)
 
 BASE = [0.10, 0.50, 0.30, 0.70, 0.20]  # widely spread over seeds
 
@@ -51,3 +52,41 @@ def test_wilcoxon_only_where_it_can_be_significant_and_one_run_per_seed():
     twice = pd.concat([_runs({"baseline": BASE}), _runs({"baseline": BASE})])
     with pytest.raises(ValueError, match="one run per seed"):
         summarize(twice)
+
+
+def test_the_iqm_drops_the_outer_quarters_and_its_interval_resamples_within_cells():
+    cell_a = [0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80]
+    runs = pd.concat([_runs({"m": cell_a}, n=5), _runs({"m": [0.9] * 4}, n=10)])
+    row = aggregate(runs).iloc[0]
+    values = sorted(cell_a + [0.9] * 4)  # 12 runs: the middle 6
+    assert row["cells"] == 2 and row["runs"] == 12 and row["iqm"] == pytest.approx(np.mean(values[3:9]))
+    assert row["ci_low"] <= row["iqm"] <= row["ci_high"] and row["ci_high"] - row["ci_low"] > 0.05
+    constant = aggregate(pd.concat([_runs({"m": [0.3] * 5}, n=5), _runs({"m": [0.6] * 5}, n=10)])).iloc[0]
+    # stratified: every resample keeps five runs of each cell, so a constant cell stays constant
+    assert constant["ci_low"] == pytest.approx(constant["ci_high"]) == pytest.approx(constant["iqm"])
+    assert aggregate(runs, seed=1)["ci_low"].iloc[0] == pytest.approx(aggregate(runs, seed=1)["ci_low"].iloc[0])
+
+
+def test_the_performance_profile_counts_runs_above_each_threshold():
+    runs = _runs({"a": [0.1, 0.2, 0.3, 0.4], "b": [0.3, 0.3, 0.3, 0.3]})
+    profile = performance_profile(runs, thresholds=[0.0, 0.25, 0.35])
+    fraction = profile.set_index(["method", "threshold"])["fraction"]
+    assert fraction[("a", 0.0)] == 1 and fraction[("a", 0.25)] == 0.5 and fraction[("a", 0.35)] == 0.25
+    assert fraction[("b", 0.25)] == 1 and fraction[("b", 0.35)] == 0
+
+
+def test_the_best_method_without_a_generator_and_the_published_number_inside_our_interval():
+    runs = _runs({"baseline": [0.5] * 3, "mixup": [0.4] * 3, "zetamixup": [0.45] * 3, "hydramix": [0.9] * 3,
+                  "chimeramix_grid_direct": [0.8] * 3})
+    assert best_without_generator(runs) == "zetamixup"
+    assert best_without_generator(runs[runs["method"].isin(["baseline", "hydramix"])]) is None
+    summary = summarize(_runs({"m": [0.40, 0.42, 0.44]}))  # mean 0.42, t-interval +-0.0497
+    assert [inside_interval(summary, "cifar10", 5, "m", v) for v in (0.42, 0.465, 0.475, 0.37)] == \
+        ["inside", "inside", "above ours", "below ours"]
+    assert inside_interval(summary, "cifar10", 10, "m", 0.42) == "no interval"
+
+
+def test_seeds_that_agree_give_a_point_interval_and_one_seed_none():
+    summary = summarize(pd.concat([_runs({"same": [0.3] * 4}), _runs({"one": [0.5]})])).set_index("method")
+    assert summary.loc["same", "ci_low"] == summary.loc["same", "ci_high"] == pytest.approx(0.3)
+    assert np.isnan(summary.loc["one", "ci_low"]) and np.isnan(summary.loc["one", "sd"])
