@@ -73,7 +73,8 @@ def result_files(results: Path) -> list[str]:
 NBCHECK_RUNS = [f"cifar10_n2_seed{s}_{m}" for s in (0, 1) for m in (
     "baseline", "hydramix_p0.5", "hydramix_p0", "hydramix_direct_p0.5", "hydramix+autoaugment_p0.5",
     "chimeramix_grid_p0.5_batch", "chimeramix_grid_direct_p0.5_batch", "chimeramix_seg_p0.5_batch",
-    "chimeramix_seg_direct_p0.5_batch", "chimeramix_grid+autoaugment_p0.5_batch")]
+    "chimeramix_seg_direct_p0.5_batch", "chimeramix_grid+autoaugment_p0.5_batch", "zetamixup", "mixup_a0.2",
+    "randaugment", "harmonic")]
 
 
 def test_plan_matches_the_notebooks():
@@ -113,18 +114,18 @@ def test_slurm_sweep_runs_once_resubmits_nothing_and_notebooks_render(slurm, tmp
     started = time.time()
     out = sweep("run", "--profile", "nbcheck", "--results", results, "--executor", "slurm", *SLURM_TASK, "--wait").stdout
     assert "submitted 6 generator units as Slurm array" in out and "starts after array" in out
-    assert "11/11 units done" in out, out
+    assert "13/13 units done" in out, out
     assert result_files(results) == sorted(f"{name}.json" for name in NBCHECK_RUNS)
     assert not list((results / "checkpoints" / "classifiers").glob("*"))  # deleted once each result was stored
     jobs = json.loads((results / "sweep" / "slurm_jobs.json").read_text())
-    assert len(jobs) == 11
+    assert len(jobs) == 13
     print(f"slurm sweep of profile nbcheck: {time.time() - started:.0f} s")
 
     again = sweep("run", "--profile", "nbcheck", "--results", results, "--executor", "slurm", *SLURM_TASK).stdout
     assert "nothing to submit" in again and json.loads((results / "sweep" / "slurm_jobs.json").read_text()) == jobs
     status = sweep("status", "--profile", "nbcheck", "--results", results).stdout
     assert "generator           6        0        0        0        0" in status
-    assert "classifier          5        0        0        0        0" in status
+    assert "classifier          7        0        0        0        0" in status
 
     stamps = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     rendered = subprocess.run([str(REPO / "run_all.sh"), "--profile", "nbcheck", "--results", results, "--only", "03",
@@ -217,7 +218,7 @@ def test_two_sweeps_on_one_results_folder_share_the_work(cifar10_root, tmp_path)
     outputs = [(sweep.wait(), sweep.stdout, sweep.stderr)[1:] for sweep in sweeps]
     assert all(sweep.returncode == 0 for sweep in sweeps), [err[-2000:] for _, err in outputs]
     trained = [line for out, _ in outputs for line in out.splitlines() if line.startswith("classifier-")]
-    assert sum(": done (" in line for line in trained) == 20, trained  # every pack trained by exactly one of them
-    assert len(result_files(results)) == 20
+    assert sum(": done (" in line for line in trained) == len(NBCHECK_RUNS), trained  # each pack by one of them
+    assert len(result_files(results)) == len(NBCHECK_RUNS)
     for path in (results / "runs").glob("*.json"):
         assert json.loads(path.read_text())["steps"] == 6
