@@ -133,3 +133,24 @@ def _unique(runs: pd.DataFrame) -> pd.DataFrame:
                          f"{first['samples_per_class']} seed {first['seed']}: select one run per seed first "
                          f"(e.g. one p_gen).")
     return runs
+
+
+def comparison_table(runs: pd.DataFrame, references=("baseline", "mixup")) -> pd.DataFrame:
+    """Per (dataset, n) and method: seeds, accuracy (%) mean ± sd, the 95 % t-interval, and the
+    paired difference to each reference present, as '+1.2 [-0.5, +2.9] (won 4/6)' (points)."""
+    summary = summarize(runs)
+    table = pd.DataFrame({"dataset": summary["dataset"], "n": summary["samples_per_class"], "method": summary["method"],
+                          "seeds": summary["seeds"],
+                          "accuracy %": [f"{m * 100:.1f} ± {s * 100:.1f}" for m, s in zip(summary["mean"], summary["sd"])],
+                          "95 % interval": [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi
+                                            in zip(summary["ci_low"], summary["ci_high"])]})
+    for reference in references:
+        if reference not in set(runs["method"]):
+            continue
+        paired = paired_differences(runs, reference)
+        cells = {(r.dataset, r.samples_per_class, r.method):
+                 f"{r.difference * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}] (won {r.won}/{r.seeds})"
+                 for r in paired.itertuples()}
+        table[f"minus {reference} (points)"] = [cells.get(key, "") for key in zip(table["dataset"], table["n"],
+                                                                               table["method"])]
+    return table

@@ -90,3 +90,14 @@ def test_seeds_that_agree_give_a_point_interval_and_one_seed_none():
     summary = summarize(pd.concat([_runs({"same": [0.3] * 4}), _runs({"one": [0.5]})])).set_index("method")
     assert summary.loc["same", "ci_low"] == summary.loc["same", "ci_high"] == pytest.approx(0.3)
     assert np.isnan(summary.loc["one", "ci_low"]) and np.isnan(summary.loc["one", "sd"])
+
+
+def test_the_comparison_table_pairs_each_method_with_each_reference():
+    from hydramix_core.stats import comparison_table
+
+    runs = _runs({"baseline": BASE, "mixup": [v + 0.01 for v in BASE], "hydramix": [v + 0.03 for v in BASE]})
+    table = comparison_table(runs, ("baseline", "mixup", "absent")).set_index("method")
+    assert table.loc["hydramix", "minus baseline (points)"] == "+3.0 [+3.0, +3.0] (won 5/5)"
+    assert table.loc["hydramix", "minus mixup (points)"] == "+2.0 [+2.0, +2.0] (won 5/5)"
+    assert table.loc["baseline", "minus baseline (points)"] == "" and "minus absent (points)" not in table
+    assert table.loc["baseline", "accuracy %"] == f"36.0 ± {np.std(BASE, ddof=1) * 100:.1f}"
