@@ -42,6 +42,17 @@ def test_nbcheck_notebooks_reproduce(tmp_path, cifar10_root):
     assert (tmp_path / "results/nbcheck/runs").is_dir()  # everything was recomputed in the fresh folder
 
 
+def test_the_reference_was_made_in_results_nbcheck():
+    """Made with ``--results`` elsewhere, the reference would carry that folder into every
+    re-execution (and its run records): the fresh run would read or write there instead."""
+    for path in sorted(EXECUTED.glob("[0-9][0-9]_*.ipynb")):
+        injected = next(c for c in json.loads(path.read_text())["cells"]
+                        if "injected-parameters" in c["metadata"].get("tags", []))
+        assert 'results_dir = "results/nbcheck"' in "".join(injected["source"]), (
+            f"{path.name} was executed with another results folder: regenerate the reference with "
+            f"./run_all.sh --profile nbcheck (after moving results/nbcheck away), not with --results")
+
+
 def test_nbval_fails_when_a_checked_result_changes(tmp_path, cifar10_root):
     notebook = json.loads((EXECUTED / "01_data_splits.ipynb").read_text())
     injected = next(c for c in notebook["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
