@@ -105,14 +105,33 @@ def performance_profile(runs: pd.DataFrame, thresholds=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def inside_interval(summary: pd.DataFrame, dataset: str, samples_per_class: int, method: str, value: float) -> str:
-    """Whether ``value`` (a fraction) lies inside the 95 % interval of ``method``'s mean in ``summary``."""
+def interval_of(summary: pd.DataFrame, dataset: str, samples_per_class: int, method: str) -> tuple[float, float] | None:
+    """The 95 % interval of ``method``'s mean in ``summary`` (summarize's table), None without 2 seeds."""
     row = summary[(summary["dataset"] == dataset) & (summary["samples_per_class"] == samples_per_class)
                   & (summary["method"] == method)]
     if row.empty or row["seeds"].iloc[0] < 2:
+        return None
+    return row["ci_low"].iloc[0], row["ci_high"].iloc[0]
+
+
+def inside_interval(summary: pd.DataFrame, dataset: str, samples_per_class: int, method: str, value: float) -> str:
+    """Whether ``value`` (a fraction) lies inside the 95 % interval of ``method``'s mean in ``summary``."""
+    interval = interval_of(summary, dataset, samples_per_class, method)
+    if interval is None:
         return "no interval"
-    low, high = row["ci_low"].iloc[0], row["ci_high"].iloc[0]
+    low, high = interval
     return "inside" if low <= value <= high else "below ours" if value < low else "above ours"
+
+
+def interval_text(low: float, high: float, *, signed: bool = False) -> str:
+    """An interval of fractions in points: '[18.0, 23.2]', or '[-0.7, +2.5]' with ``signed``."""
+    form = "+.1f" if signed else ".1f"
+    return f"[{low * 100:{form}}, {high * 100:{form}}]"
+
+
+def interval_texts(table: pd.DataFrame, *, signed: bool = False) -> list[str]:
+    """interval_text of each row's ci_low and ci_high."""
+    return [interval_text(low, high, signed=signed) for low, high in zip(table["ci_low"], table["ci_high"])]
 
 
 def _wilcoxon(a: np.ndarray, b: np.ndarray) -> str:
@@ -142,14 +161,13 @@ def comparison_table(runs: pd.DataFrame, references=("baseline", "mixup")) -> pd
     table = pd.DataFrame({"dataset": summary["dataset"], "n": summary["samples_per_class"], "method": summary["method"],
                           "seeds": summary["seeds"],
                           "accuracy %": [f"{m * 100:.1f} ± {s * 100:.1f}" for m, s in zip(summary["mean"], summary["sd"])],
-                          "95 % interval": [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi
-                                            in zip(summary["ci_low"], summary["ci_high"])]})
+                          "95 % interval": interval_texts(summary)})
     for reference in references:
         if reference not in set(runs["method"]):
             continue
         paired = paired_differences(runs, reference)
         cells = {(r.dataset, r.samples_per_class, r.method):
-                 f"{r.difference * 100:+.1f} [{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}] (won {r.won}/{r.seeds})"
+                 f"{r.difference * 100:+.1f} {interval_text(r.ci_low, r.ci_high, signed=True)} (won {r.won}/{r.seeds})"
                  for r in paired.itertuples()}
         table[f"minus {reference} (points)"] = [cells.get(key, "") for key in zip(table["dataset"], table["n"],
                                                                                table["method"])]

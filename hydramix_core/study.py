@@ -25,7 +25,7 @@ from .outputs import LockedError, hold, write_atomic
 from .published import COMPARABLE, OUR_METHODS, published_for
 from .runtime import resolve_device
 from .splits import get_split, split_filename
-from .stats import inside_interval, summarize
+from .stats import inside_interval, interval_of, interval_text, summarize
 
 
 def generator_folder(results_dir, dataset: str, samples_per_class: int, seed: int, mask_kind: str = "hydramix") -> Path:
@@ -195,9 +195,9 @@ def beside_published(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
                    f"{mean:.1f} ± {mine['accuracy'].std(ddof=1) * 100:.1f}" if len(mine) > 1 else f"{mean:.1f}",
                    "seeds": len(mine), "difference": round(mean - entry["accuracy"], 1) if len(mine) else None,
                    "our 95 % interval": "", "theirs is": ""}
-            if len(mine) > 1:
-                cell = summary[(summary["method"] == ours) & (summary["samples_per_class"] == entry["samples_per_class"])]
-                row["our 95 % interval"] = f"[{cell['ci_low'].iloc[0] * 100:.1f}, {cell['ci_high'].iloc[0] * 100:.1f}]"
+            interval = interval_of(summary, dataset, entry["samples_per_class"], ours) if len(mine) else None
+            if interval is not None:
+                row["our 95 % interval"] = interval_text(*interval)
             if len(mine):
                 row["theirs is"] = inside_interval(summary, dataset, entry["samples_per_class"], ours,
                                                    entry["accuracy"] / 100)

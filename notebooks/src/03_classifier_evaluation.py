@@ -27,7 +27,7 @@ import torch
 from IPython.display import Markdown, display
 
 from hydramix_core.figures import paired_difference_plot, plain_log_ticks, savefig
-from hydramix_core.stats import best_without_generator, paired_differences, summarize
+from hydramix_core.stats import best_without_generator, interval_texts, paired_differences, summarize
 from hydramix_core.study import best_in_bold, mean_sd_table, run_sweep, sweep_configs, to_markdown
 
 results = Path(results_dir)
@@ -81,8 +81,7 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 summary = summarize(runs)
 interval = summary.assign(**{"mean %": (summary["mean"] * 100).round(1), "sd": (summary["sd"] * 100).round(1),
-                             "95 % interval": [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi
-                                               in zip(summary["ci_low"], summary["ci_high"])]})
+                             "95 % interval": interval_texts(summary)})
 print(interval[["samples_per_class", "method", "seeds", "mean %", "sd", "95 % interval"]].to_string(index=False))
 references = [m for m in dict.fromkeys(["baseline", best_without_generator(runs)]) if m in set(runs["method"])]
 paired = pd.concat([paired_differences(runs, reference) for reference in references] or [pd.DataFrame()])
@@ -90,8 +89,7 @@ if paired.empty:
     paired = pd.DataFrame(columns=["reference", "samples_per_class", "method", "difference", "ci_low", "ci_high",
                                    "won", "seeds", "wilcoxon"])
 shown = paired.assign(**{"difference (points)": (paired["difference"] * 100).round(1),
-                         "95 % interval": [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi
-                                           in zip(paired["ci_low"], paired["ci_high"])],
+                         "95 % interval": interval_texts(paired),
                          "seeds won": [f"{w}/{n}" for w, n in zip(paired["won"], paired["seeds"])]})
 paired.to_csv(results / "paired_differences.csv", index=False)
 print()

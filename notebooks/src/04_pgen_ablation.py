@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from hydramix_core.figures import savefig
-from hydramix_core.stats import paired_differences, summarize
+from hydramix_core.stats import interval_texts, paired_differences, summarize
 from hydramix_core.study import run_sweep, sweep_configs
 
 results = Path(results_dir)
@@ -39,14 +39,14 @@ by_p = ablation.assign(method=[f"p_gen {p:g}" for p in ablation["p_gen"]])
 summary = summarize(by_p)
 print(f"{dataset}, {n} images per class, accuracy (%) over {len(seeds)} seeds, 95 % t-interval of the mean")
 print(summary.assign(mean=(summary["mean"] * 100).round(1), sd=(summary["sd"] * 100).round(1),
-                     interval=[f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi in zip(summary["ci_low"], summary["ci_high"])])
+                     interval=interval_texts(summary))
       [["method", "seeds", "mean", "sd", "interval"]].to_string(index=False))
 reference = f"p_gen {min(p_gen_values):g}"
 paired = paired_differences(by_p, reference)
 if not paired.empty:
     print(f"\neach p_gen minus {reference}, paired by seed (points, 95 % paired bootstrap interval):")
     print(paired.assign(difference=(paired["difference"] * 100).round(1),
-                        interval=[f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi in zip(paired["ci_low"], paired["ci_high"])],
+                        interval=interval_texts(paired),
                         won=[f"{w}/{k}" for w, k in zip(paired["won"], paired["seeds"])])
           [["method", "difference", "interval", "won", "wilcoxon"]].to_string(index=False))
 

@@ -21,7 +21,7 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 from hydramix_core.figures import performance_profile_plot, savefig
-from hydramix_core.stats import aggregate, paired_differences, performance_profile
+from hydramix_core.stats import aggregate, interval_texts, paired_differences, performance_profile
 from hydramix_core.study import beside_published, best_in_bold, load_runs, mean_sd_table, to_markdown
 
 results = Path(results_dir)
@@ -94,8 +94,7 @@ else:
 # NBVAL_CHECK_OUTPUT
 overall = aggregate(main).sort_values("iqm", ascending=False)
 print(overall.assign(**{"IQM %": (overall["iqm"] * 100).round(1),
-                        "95 % interval": [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi
-                                          in zip(overall["ci_low"], overall["ci_high"])]})
+                        "95 % interval": interval_texts(overall)})
       [["method", "cells", "runs", "IQM %", "95 % interval"]].to_string(index=False))
 
 # %%
@@ -111,8 +110,8 @@ plt.show()
 # %%
 if "baseline" in set(main["method"]):
     paired = paired_differences(main, "baseline")
-    cells = [f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}] ({w}/{k})" for d, lo, hi, w, k
-             in zip(paired["difference"], paired["ci_low"], paired["ci_high"], paired["won"], paired["seeds"])]
+    cells = [f"{d * 100:+.1f} {interval} ({w}/{k})" for d, interval, w, k
+             in zip(paired["difference"], interval_texts(paired, signed=True), paired["won"], paired["seeds"])]
     gain = paired.assign(cell=cells).pivot_table(index="method", columns="samples_per_class", values="cell",
                                                  aggfunc="first")
     gain.columns = [f"{n} / class" for n in gain.columns]
