@@ -4,6 +4,7 @@
 #
 #   ./run_all.sh                          # profile smoke (CPU, minutes)
 #   ./run_all.sh --profile paper          # the full protocol (GPU)
+#   ./run_all.sh --profile my/study.yaml  # a profile file of your own (results in results/study)
 #   ./run_all.sh --from 03                # resume from step 03
 #   ./run_all.sh --only 02_train_generator
 #   ./run_all.sh --results /tmp/fresh      # write somewhere else than results/<profile>
@@ -34,7 +35,13 @@ while [ $# -gt 0 ]; do
 done
 case "$executor" in ""|local|slurm) ;; *) usage "--executor must be local or slurm, got $executor" ;; esac
 [ -z "$executor" ] && [ ${#sweep_options[@]} -gt 0 ] && usage "options after -- go to --executor; none given"
-[ -f "profiles/$profile.yaml" ] || usage "no profile profiles/$profile.yaml (have: $(ls profiles | sed 's/.yaml//' | tr '\n' ' '))"
+if [[ "$profile" == *.yaml || "$profile" == *.yml ]]; then  # a profile file given by its path
+  [ -f "$profile" ] || usage "no profile file $profile"
+  parameters="$profile" profile="$(basename "${profile%.*}")"
+else
+  [ -f "profiles/$profile.yaml" ] || usage "no profile profiles/$profile.yaml (have: $(ls profiles | sed 's/.yaml//' | tr '\n' ' '))"
+  parameters="profiles/$profile.yaml"
+fi
 steps=()
 for notebook in notebooks/[0-9][0-9]_*.ipynb; do steps+=("$(basename "$notebook" .ipynb)"); done
 matches() { local step; for step in "${steps[@]}"; do [[ "$step" == "$1"* ]] && return 0; done; return 1; }
@@ -48,27 +55,35 @@ done
 [ ${#selected[@]} -gt 0 ] || usage "--from $from with --only $only selects no notebook"
 
 source scripts/venv.sh
-parameters="profiles/$profile.yaml"
 # What Jupyter's kernel machinery prints that says nothing about the study
 QUIET="zmq|ZMQ|Proactor|frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|Debugger warning|-Xfrozen_modules|to python to disable"
 source scripts/offline_data.sh
 out="${out:-results/$profile}"
 mkdir -p "$out"
-# The results folder's write lock: the lock file hydramix_core.outputs.hold uses for it (both flock(2)).
-lock="$(dirname "$out")/.$(basename "$out").lock"
+# The results folder's write lock: the lock file hydramix_core.outputs.hold uses for it (both flock(2)),
+# named from the folder's real path, so a symlink to a folder takes the same lock as the folder.
+real="$(cd "$out" && pwd -P)"
+lock="$(dirname "$real")/.$(basename "$real").lock"
 exec 9>>"$lock"
 if ! flock -n 9; then
   holder="$(cat "$lock.holder" 2>/dev/null || echo "holder unknown")"
   echo "run_all.sh: $out is being written by another run ($holder); wait for it to finish or use --results." >&2
   exit 2
 fi
+# Who holds the lock, for a second run's message; a full disk leaves it unwritten, not the run stopped.
 printf '{"pid": %d, "host": "%s", "command": "%s", "since": "%s"}' $$ "$(hostname)" "$invocation" \
-  "$(date '+%F %T')" > "$lock.holder"
+  "$(date '+%F %T')" 2>/dev/null > "$lock.holder" || rm -f "$lock.holder"
 trap 'rm -f "$lock.holder"' EXIT
+interrupted() {
+  echo "run_all.sh: interrupted. Finished notebooks, runs and generators are kept in $out/ (running ones resume from" \
+    "their last checkpoint); rerun the same command to continue." >&2
+  exit 130
+}
+trap interrupted INT TERM
 if [ -n "$executor" ]; then
   echo "== training with --executor $executor (hydramix sweep run)"
   wait_flag=$([ "$executor" = slurm ] && echo --wait || true)
-  "$PY" -m hydramix_core.cli sweep run --profile "$profile" --results "$out" --executor "$executor" $wait_flag \
+  "$PY" -m hydramix_core.cli sweep run --profile "$parameters" --results "$out" --executor "$executor" $wait_flag \
     "${sweep_options[@]}" || { echo "the sweep left failed units: see hydramix sweep status --profile $profile" >&2; exit 1; }
 fi
 index=0

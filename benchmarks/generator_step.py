@@ -6,8 +6,8 @@
 
 Times real ``train_generator`` steps (G and D updates, masks, crop/flip) on CIFAR-10 images
 at 64x64, set-up included (on CUDA graphed, captures included: ``sweep_throughput`` times
-steady-state generator steps). ANCHORS.md's reference: the official ChimeraMix step at ngf 64, batch 64, N = 2
-runs at 3.1-3.3 samples/s on the 2-core CPU.
+steady-state generator steps). The reference (benchmarks/README.md, "Reference figures"): the
+official ChimeraMix step at ngf 64, batch 64, N = 2 runs at 3.1-3.3 samples/s on a 2-core AMD EPYC.
 """
 
 import argparse

@@ -149,6 +149,7 @@ def build_classifier(name: str, num_classes: int) -> nn.Module:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def evaluate(model: nn.Module, test_set: ImageSet, config, device: torch.device, use_amp: bool) -> dict:
     """Top-1 and per-class accuracy on the test set (or its first ``config.test_subset`` images per class)."""
     model.eval()

@@ -6,7 +6,7 @@ their configuration, one capturable training step each, and packs of runs traine
     runs = [Run(config, train_set, test_set, split, generator_run=run) for config in configs]
     records = train_pack(runs)    # CUDA: concurrently, each run its own CUDA graph and stream
 
-Protocol (ChimeraMix's, ``PAPER.md`` section 2): SGD with Nesterov momentum 0.9, cosine
+Protocol (ChimeraMix's, ``docs/protocol.md`` section 2): SGD with Nesterov momentum 0.9, cosine
 schedule per step, an epoch = the split repeated to ~500 samples per class (STL-10: 120),
 reflect-pad random crop + horizontal flip, normalisation mean = std = 0.5, top-1 accuracy
 on the test set after the last epoch (the networks and the evaluation: classifier.py).
@@ -89,8 +89,11 @@ class ClassifierConfig:
     crop_pad: int | None = None  # None: 4 at 32 px, 12 at 96 px
     test_subset: int | None = None  # evaluate on the first k test images per class (None: the full test set)
     eval_every: int = 0  # also evaluate every k epochs (0: only at the end)
+    # Also evaluate at these fractions of the schedule (the learning curve; the end is always
+    # evaluated). Evaluation reads no random number and changes no weight or statistic.
+    eval_at: tuple[float, ...] = (0.125, 0.25, 0.5)
     amp: str = "auto"  # "auto": bf16 on CUDA, off on CPU; "bf16"; "off"
-    channels_last: bool = True  # CUDA only
+    channels_last: bool | None = None  # None: on CUDA only; True: on any device (pays on CPUs too); False: never
     device: str = "auto"
 
     def __post_init__(self):
@@ -104,6 +107,11 @@ class ClassifierConfig:
         if self.bank_size < 0 or self.eval_every < 0:
             raise ValueError(f"bank_size and eval_every must be >= 0, got {self.bank_size} and {self.eval_every}")
         self.n_mix = tuple(self.n_mix) if self.n_mix is not None else None
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp must be auto, bf16 or off, got {self.amp!r}")
+        self.eval_at = tuple(float(f) for f in self.eval_at)
+        if any(not 0.0 < f <= 1.0 for f in self.eval_at):
+            raise ValueError(f"eval_at must hold fractions of the schedule in (0, 1], got {self.eval_at}")
 
     def resolved(self, image_size: int) -> "ClassifierConfig":
         small = image_size <= 32
@@ -128,7 +136,7 @@ class Run:
 
     def __init__(self, config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
                  generator_run=None, segments_cache=None, augment=None, checkpoint=None, checkpoint_every: int = 10,
-                 graphed: bool | None = None):
+                 graphed: bool | None = None, lookahead_steps: int = LOOKAHEAD_STEPS):
         if split.fingerprint != train_set.fingerprint():
             raise ValueError(f"split {split.filename} was not drawn from this {train_set.name} data")
         if (config.dataset, config.samples_per_class, config.seed) != (split.dataset, split.samples_per_class, split.seed):
@@ -156,7 +164,7 @@ class Run:
         for module in model.modules():
             if isinstance(module, Dropout):
                 module.generator = self.rng
-        self.channels_last = config.channels_last and device.type == "cuda"
+        self.channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
         self.model = model.to(device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
         self.lr = torch.tensor(config.lr, device=device)
@@ -176,8 +184,11 @@ class Run:
         self.step_count = torch.zeros((), dtype=torch.float64, device=device)
         self.loss_sum = torch.zeros((), device=device)
         self.step, self.history, self.elapsed, self.graph = 0, [], 0.0, None
+        # The learning curve: test accuracy at these steps (and at the end, in ``record``).
+        self.eval_steps = eval_steps(config.eval_at, self.total_steps)
+        self.curve, self.eval_time = [], 0.0
         # Generated samples of the next steps, rendered together outside the step (``_generate_ahead``).
-        self.lookahead = min(LOOKAHEAD_STEPS, self.steps_per_epoch) if self.augment is not None and not self.bank else 0
+        self.lookahead = min(lookahead_steps, self.steps_per_epoch) if self.augment is not None and not self.bank else 0
         size = train_set.image_size
         self.generated = torch.zeros(self.lookahead * config.batch_size, 3, size, size, device=device)
         self.replaced = torch.zeros(self.lookahead * config.batch_size, dtype=torch.bool, device=device)
@@ -213,8 +224,18 @@ class Run:
         else:
             self._step()
         self.step += 1
+        if self.step in self.eval_steps:
+            self._evaluate_curve()
         if self.step % self.steps_per_epoch == 0 or self.done:
             self._end_epoch()
+
+    def _evaluate_curve(self) -> None:
+        """One point of the learning curve; its time is kept apart from the training time."""
+        started = time.perf_counter()
+        accuracy = evaluate(self.model, self.test_set, self.config, self.device, self.use_amp)["accuracy"]
+        self.model.train()
+        self.curve.append({"step": self.step, "accuracy": accuracy})
+        self.eval_time += time.perf_counter() - started
 
     def _draw_batch_choice(self) -> tuple[int, bool]:
         """N for one batch, and whether ChimeraMix's rule replaces it (True when p_gen is per sample)."""
@@ -335,6 +356,7 @@ class Run:
         self._materialise_history()
         state = {"config": asdict(self.config), "step": self.step, "history": self.history,
                  "elapsed": self.elapsed + time.perf_counter() - self._started,
+                 "curve": self.curve, "eval_time": self.eval_time,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "rng": self.rng.get_state(), "host_rng": self.host_rng.get_state(),
                  "bank": {k: v.cpu() for k, v in self.augment.bank.items()} if self.bank else None}
@@ -359,24 +381,36 @@ class Run:
         if self.bank and state["bank"]:
             self.augment.bank = {int(k): v.to(self.augment.device) for k, v in state["bank"].items()}
         self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
+        self.curve, self.eval_time = state["curve"], state["eval_time"]
         self.step_count.fill_(self.step)
 
     def record(self, pack_size: int) -> dict:
         self._materialise_history()
         config, generator_run = self.config, self.generator_run
+        started = time.perf_counter()
         evaluation = evaluate(self.model, self.test_set, config, self.device, self.use_amp)
+        eval_time = self.eval_time + time.perf_counter() - started
         uses_generator = generator_run is not None and self.augment is not None and self.augment.generator is not None
         return {
             "dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed,
             "method": config.method, "p_gen": config.p_gen if self.augment is not None else None,
             "accuracy": evaluation["accuracy"], "per_class_accuracy": evaluation["per_class_accuracy"],
             "test_images": evaluation["test_images"], "steps": self.total_steps,
-            "train_time_s": round(self.elapsed, 2), "device": device_name(self.device),
-            "engine": {"graphed": self.graphed, "pack_size": pack_size},
+            "curve": [*self.curve, {"step": self.total_steps, "accuracy": evaluation["accuracy"]}],
+            "train_time_s": round(self.elapsed - self.eval_time, 2), "eval_time_s": round(eval_time, 2),
+            "device": device_name(self.device),
+            "engine": {"graphed": self.graphed, "pack_size": pack_size, "bf16": self.use_amp,
+                       "channels_last": self.channels_last, "threads": torch.get_num_threads()},
             "config": asdict(config), "split_fingerprint": self.split.fingerprint,
             "generator": str(generator_run.path) if uses_generator else None,
             "history": self.history, "versions": versions(),
         }
+
+
+def eval_steps(fractions, total_steps: int) -> list[int]:
+    """The steps before the last at which a run of ``total_steps`` evaluates its learning curve:
+    each fraction of the schedule rounded to a step (at least 1)."""
+    return sorted({max(1, round(f * total_steps)) for f in fractions} - {total_steps})
 
 
 def train_pack(runs: list[Run], *, interleave: bool | None = None, progress: bool = True) -> list[dict]:

@@ -144,3 +144,51 @@ def performance_profile_plot(profile, *, title: str):
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+# One colour per method in every figure (tab20's pairs: a generator method dark, its ablation light).
+METHOD_COLORS = {
+    "baseline": "#4d4d4d", "hydramix": "#1f77b4", "hydramix_direct": "#aec7e8", "chimeramix_grid": "#ff7f0e",
+    "chimeramix_grid_direct": "#ffbb78", "chimeramix_seg": "#2ca02c", "chimeramix_seg_direct": "#98df8a",
+    "mixup": "#d62728", "mixup_a0.2": "#ff9896", "zetamixup": "#9467bd", "randaugment": "#c5b0d5",
+    "autoaugment": "#8c564b", "trivialaugment": "#c49c94", "cutmix": "#e377c2", "cutout": "#f7b6d2",
+    "random_erasing": "#bcbd22", "harmonic": "#17becf",
+}
+
+
+def method_color(method: str) -> str:
+    """The colour of ``method`` in every figure; a ``+autoaugment`` variant and any other method get
+    a colour of their own from a fixed hash of the name (the same in every notebook and run)."""
+    import zlib
+
+    from matplotlib import colormaps
+
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    colors = colormaps["tab20b"].colors
+    rgb = colors[zlib.crc32(method.encode()) % len(colors)]
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb[:3])
+
+
+def method_palette(methods) -> dict[str, str]:
+    """``{method: colour}`` for seaborn's ``palette=``."""
+    return {method: method_color(method) for method in methods}
+
+
+def learning_curve_plot(summary, *, title: str, chance: float | None = None):
+    """Mean test accuracy (%) against the training step per method, with the 95 % t-interval of the
+    mean as a band (stats.curve_summary's table without a reference); ``chance``: a dotted line."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    for method, group in summary.sort_values("step").groupby("method"):
+        color = method_color(method)
+        axis.plot(group["step"], group["mean"] * 100, marker="o", markersize=3, label=method, color=color)
+        axis.fill_between(group["step"], group["ci_low"] * 100, group["ci_high"] * 100, color=color, alpha=0.15,
+                          linewidth=0)
+    if chance is not None:
+        axis.axhline(chance * 100, color="grey", linestyle=":", label="chance")
+    axis.set(xlabel="training step", ylabel="test accuracy (%)", title=title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -11,8 +11,7 @@ and cuDNN set-up, optimiser state created), each from the state capture found (e
 tensor and the random state are put back after each, so no counter runs past an epoch's
 end), then captures one more and puts the state back again: the warm-up leaves no trace,
 and optimiser state it created starts at zero, which is where an optimiser's first step
-starts too. The caller's stream then waits for the run's stream. ``../shared/GPU.md`` lists
-the pitfalls this avoids.
+starts too. The caller's stream then waits for the run's stream.
 
 On CUDA the graph is a ``torch.cuda.CUDAGraph``. On a CPU it is a ``TapeGraph``: the ATen
 operations of one call of the step, recorded and replayed on the same tensors, with the

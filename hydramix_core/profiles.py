@@ -21,7 +21,7 @@ from .methods import parse_method
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"
 REQUIRED = ("dataset", "samples_per_class", "seeds", "methods", "generator")
-OPTIONAL = ("device", "cpu_numerics", "p_gen", "p_gen_values", "classifier", "scorer", "images_per_class", "chimeramix",
+OPTIONAL = ("device", "cpu_numerics", "cpu_workers", "p_gen", "p_gen_values", "classifier", "scorer", "images_per_class", "chimeramix",
             "clip_model", "clip_pretrained", "slurm")
 
 
@@ -84,6 +84,8 @@ def check_profile(profile, *, where: str = "profile") -> None:
         bad("cpu_numerics", f"must be native or portable, got {profile['cpu_numerics']!r}")
     if profile.get("scorer", "clip") not in ("clip", "surrogate"):
         bad("scorer", f"must be clip or surrogate, got {profile['scorer']!r}")
+    if "cpu_workers" in profile:
+        _int_list([profile["cpu_workers"]], "cpu_workers", minimum=1, bad=bad)
     if "images_per_class" in profile:
         _int_list([profile["images_per_class"]], "images_per_class", minimum=1, bad=bad)
     for key, config in (("generator", GeneratorConfig), ("classifier", ClassifierConfig)):

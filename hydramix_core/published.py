@@ -1,4 +1,4 @@
-"""Published test accuracies (%) to show beside ours, with their sources (``PAPER.md`` section 5).
+"""Published test accuracies (%) to show beside ours, with their sources (``docs/protocol.md`` section 5).
 
 These are other people's numbers, never outputs of this code; the report labels them so.
 HydraMix's own tables are not available offline.

@@ -65,6 +65,17 @@ def paired_differences(runs: pd.DataFrame, reference: str, *, confidence: float 
     return pd.DataFrame(rows)
 
 
+def curve_summary(curves: pd.DataFrame, reference: str | None = None, **kwargs) -> pd.DataFrame:
+    """Learning curves (study.load_curves' rows) per point of the schedule: each method's mean with
+    its t-interval (``summarize``), and with ``reference`` each method minus it, paired by seed
+    (``paired_differences``), as rows with their ``fraction`` of the schedule and ``step``."""
+    frames = []
+    for (fraction, step), group in curves.groupby(["fraction", "step"]):
+        table = summarize(group) if reference is None else paired_differences(group, reference, **kwargs)
+        frames.append(table.assign(fraction=fraction, step=step))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def best_without_generator(runs: pd.DataFrame, exclude=("baseline",)) -> str | None:
     """The method with the highest mean accuracy over all cells among those that use no generator
     and no generator-style masks (classic augmentations, MixUp, zeta-mixup, ...); None if none ran."""
@@ -172,3 +183,22 @@ def comparison_table(runs: pd.DataFrame, references=("baseline", "mixup")) -> pd
         table[f"minus {reference} (points)"] = [cells.get(key, "") for key in zip(table["dataset"], table["n"],
                                                                                table["method"])]
     return table
+
+
+def curve_table(curves: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+    """Learning curves as a table, one row per (dataset, n, method) and a column per evaluated
+    step: the mean accuracy (%) with its 95 % t-interval, or with ``reference`` each method minus
+    it (points), paired by seed, as '+1.2 [-0.5, +2.9] (won 4/6)'. Steps are those every run
+    was evaluated at."""
+    points = curve_summary(curves, reference)
+    if points.empty:
+        return pd.DataFrame()
+    if reference is None:
+        cells = [f"{m * 100:.1f} {interval_text(lo, hi)}" for m, lo, hi in
+                 zip(points["mean"], points["ci_low"], points["ci_high"])]
+    else:
+        cells = [f"{d * 100:+.1f} {interval_text(lo, hi, signed=True)} (won {w}/{k})" for d, lo, hi, w, k in
+                 zip(points["difference"], points["ci_low"], points["ci_high"], points["won"], points["seeds"])]
+    table = points.assign(cell=cells).pivot(index=[*CELL, "method"], columns="step", values="cell")
+    table.columns = [f"step {step}" for step in table.columns]
+    return table.reset_index()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import replace
+import os
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,13 +20,14 @@ from tqdm.auto import tqdm
 
 from .data import load_dataset
 from .engine import ClassifierConfig, Run, train_pack
-from .generator_files import GeneratorConfig, load_generator
+from .generator_files import FINISHED_NAME, GeneratorConfig, load_generator
 from .methods import DIRECT_METHODS, GENERATOR_METHODS, method_rule, parse_method
 from .outputs import LockedError, hold, write_atomic
 from .published import COMPARABLE, OUR_METHODS, published_for
 from .runtime import resolve_device
 from .splits import get_split, split_filename
 from .stats import inside_interval, interval_of, interval_text, summarize
+from .train_generator import train_generator
 
 
 def generator_folder(results_dir, dataset: str, samples_per_class: int, seed: int, mask_kind: str = "hydramix") -> Path:
@@ -41,14 +43,297 @@ def classifier_checkpoint(results_dir, config: ClassifierConfig) -> Path:
     return Path(results_dir) / "checkpoints" / "classifiers" / f"{config.run_name}.pt"
 
 
-def run_sweep(configs: list[ClassifierConfig], results_dir, *, progress: bool = True) -> pd.DataFrame:
+def run_sweep(configs: list[ClassifierConfig], results_dir, *, progress: bool = True, cpu_workers: int = 1) -> pd.DataFrame:
     """Run every config whose result file does not exist yet; return all their results.
 
     Each run writes ``runs/<run name>.json`` atomically, so a sweep can be stopped at any
     point and resumed, or its configs spread over machines sharing the folder.
+    ``cpu_workers`` > 1: CPU runs are trained by that many processes at once (``train_in_workers``).
     """
-    train_runs(configs, results_dir, progress=progress)
-    return load_runs([run_path(results_dir, c) for c in configs])
+    check_runs(configs, results_dir)  # a stale result is refused before anything trains
+    if cpu_workers > 1 and resolve_device(configs[0].device).type == "cpu":
+        train_in_workers(configs, results_dir, workers=cpu_workers, progress=progress)
+    else:
+        train_runs(configs, results_dir, progress=progress)
+    return load_runs([run_path(results_dir, c) for c in configs], configs=configs)
+
+
+class StaleResultError(RuntimeError):
+    """A result file that was not computed under the settings asked for, or cannot be a result."""
+
+
+# Settings that say how a run was watched or where it ran, not what it computed.
+NOT_IN_IDENTITY = ("device", "eval_every", "eval_at")
+
+
+def check_record(record: dict, config: ClassifierConfig, path) -> None:
+    """Refuse a run record that ``config`` did not produce, or whose values cannot be a result.
+
+    Every setting ``config`` gives (those left at None take the dataset's defaults, which the
+    record resolved) must equal the record's; the accuracy must be a count of correct test
+    images out of ``test_images`` and agree with the per-class accuracies' range.
+    """
+    path = Path(path)
+    where = f"{path}: "
+    fix = (f"Use another results folder for these settings (run_all.sh --results DIR), or delete the stale runs "
+           f"to train them again: rm {path.parent}/*.json")
+    try:
+        identity = {k: record[k] for k in ("dataset", "samples_per_class", "seed", "method")}
+        accuracy, tested, per_class = float(record["accuracy"]), int(record["test_images"]), record["per_class_accuracy"]
+        settings = record["config"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise StaleResultError(f"{where}not a run record ({type(error).__name__}: {error}); delete it to train the run "
+                               f"again.") from None
+    wanted = {"dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed,
+              "method": config.method}
+    if identity != wanted:
+        raise StaleResultError(f"{where}holds the run {identity}, not {wanted}; delete it to train the run again.")
+    for name, value in asdict(config).items():
+        if value is None or name in NOT_IN_IDENTITY:
+            continue
+        theirs = settings.get(name, "missing")
+        if json.loads(json.dumps(value)) != json.loads(json.dumps(theirs)):
+            raise StaleResultError(f"{where}was computed with {name} = {theirs!r}, but these runs ask for {name} = "
+                                   f"{value!r}. {fix}")
+    correct = accuracy * tested
+    if not (0.0 <= accuracy <= 1.0 and tested > 0 and abs(correct - round(correct)) < 1e-3 * max(1, tested / 1000)
+            and all(0.0 <= float(a) <= 1.0 for a in per_class) and min(per_class) - 1e-9 <= accuracy <= max(per_class) + 1e-9):
+        raise StaleResultError(f"{where}accuracy {accuracy!r} on {tested} test images with per-class accuracies "
+                               f"{[round(float(a), 3) for a in per_class]} cannot be a result (edited?); delete it to "
+                               f"train the run again.")
+
+
+def check_runs(configs: list[ClassifierConfig], results_dir) -> None:
+    """``check_record`` on every existing result of ``configs`` under ``results_dir``."""
+    for config in configs:
+        path = run_path(results_dir, config)
+        if path.exists():
+            check_record(_read_record(path), config, path)
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StaleResultError(f"{path}: cannot be read as a run record ({type(error).__name__}: {error}); delete it "
+                               f"to train the run again.") from None
+
+
+def train_in_workers(configs: list[ClassifierConfig], results_dir, *, workers: int, progress: bool = True) -> None:
+    """Train the missing runs in ``workers`` processes (``in_workers``), which take runs in turn
+    through the runs' write locks. A run's numbers do not depend on which process trains it."""
+    results_dir = Path(results_dir)
+    todo = [c for c in configs if not run_path(results_dir, c).exists()]
+    outputs = [run_path(results_dir, c) for c in todo]
+    in_workers(_classifier_worker, (todo, str(results_dir)), outputs, workers=workers, what="runs", progress=progress)
+
+
+def _classifier_worker(configs: list[ClassifierConfig], results_dir: str) -> None:
+    train_runs(configs, results_dir, progress=False, skip_locked=True)
+
+
+def train_generators_in_workers(configs: list[GeneratorConfig], results_dir, *, workers: int,
+                                progress: bool = True) -> None:
+    """Train the unfinished generators of ``configs`` in ``workers`` processes, each taking the next
+    generator whose folder no other holds (``in_workers``); the caller then loads them."""
+    results_dir = Path(results_dir)
+    folders = [generator_folder(results_dir, c.dataset, c.samples_per_class, c.seed, c.mask_kind) for c in configs]
+    todo = [(c, f) for c, f in zip(configs, folders) if not (f / FINISHED_NAME).exists()]
+    outputs = [f / FINISHED_NAME for _, f in todo]
+    in_workers(_generator_worker, ([c for c, _ in todo], str(results_dir)), outputs, workers=workers,
+               what="generators", progress=progress)
+
+
+def _generator_worker(configs: list[GeneratorConfig], results_dir: str) -> None:
+    datasets = {}
+    for config in configs:
+        folder = generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, config.mask_kind)
+        if (folder / FINISHED_NAME).exists():
+            continue
+        if config.dataset not in datasets:
+            datasets[config.dataset] = load_dataset(config.dataset, train=True)
+        train_set = datasets[config.dataset]
+        split = get_split(train_set, config.samples_per_class, config.seed, Path(results_dir) / "splits")
+        try:
+            train_generator(config, train_set, split, folder, progress=False)
+        except LockedError:  # another worker trains it
+            continue
+
+
+def in_workers(target, args: tuple, outputs: list[Path], *, workers: int, what: str, progress: bool = True) -> None:
+    """Run ``target(*args)`` in ``workers`` processes with an equal share of this process's threads
+    (at least one each) until they exit; the bar counts ``outputs`` as they appear. Every output
+    missing at the end is an error (a worker's traceback is above it).
+
+    On a 2-core CPU, two one-thread processes train 1.3x (fp32) to 1.6x (bf16) as many classifier
+    steps a second as one two-thread process (benchmarks/README.md): a small network's step does
+    not keep two threads busy.
+    """
+    import multiprocessing
+
+    import torch
+
+    if not outputs:
+        return
+    threads = max(1, torch.get_num_threads() // workers)
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
+    processes = [context.Process(target=_with_threads, args=(os.getpid(), threads, target, args))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    bar = tqdm(total=len(outputs), desc=f"{what} ({workers} workers)", disable=not progress)
+    try:
+        while any(process.is_alive() for process in processes):
+            for process in processes:
+                process.join(timeout=5.0)
+            bar.n = sum(path.exists() for path in outputs)
+            bar.refresh()
+    finally:  # an interrupted notebook stops its workers; their work resumes from its checkpoints
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        bar.close()
+    failed = [process.exitcode for process in processes if process.exitcode]
+    missing = [path for path in outputs if not path.exists()]
+    if failed or missing:
+        raise RuntimeError(f"{len(failed)} worker(s) failed (exit codes {failed}); {len(missing)} {what} unfinished "
+                           f"({', '.join(str(p) for p in missing[:3])}{' ...' if len(missing) > 3 else ''}). The error "
+                           f"is above; rerun to continue from their checkpoints.")
+
+
+def _with_threads(parent: int, threads: int, target, args: tuple) -> None:
+    import torch
+
+    _end_with(parent)
+    torch.set_num_threads(threads)
+    target(*args)
+
+
+def _end_with(parent: int) -> None:
+    """End this worker when the process that started it ends, however it ends (a notebook's kernel
+    stopped, a job killed): no orphan keeps training. Linux: the kernel's parent-death signal
+    (prctl PR_SET_PDEATHSIG); elsewhere the worker finishes the run it holds."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the signal was armed
+        os._exit(1)
+
+
+class StaleResultError(RuntimeError):
+    """A result file that was not computed under the settings asked for, or cannot be a result."""
+
+
+# Settings that say how a run was watched or where it ran, not what it computed.
+NOT_IN_IDENTITY = ("device", "eval_every", "eval_at")
+
+
+def check_record(record: dict, config: ClassifierConfig, path) -> None:
+    """Refuse a run record that ``config`` did not produce, or whose values cannot be a result.
+
+    Every setting ``config`` gives (those left at None take the dataset's defaults, which the
+    record resolved) must equal the record's; the accuracy must be a count of correct test
+    images out of ``test_images`` and agree with the per-class accuracies' range.
+    """
+    path = Path(path)
+    where = f"{path}: "
+    fix = (f"Use another results folder for these settings (run_all.sh --results DIR), or delete the stale runs "
+           f"to train them again: rm {path.parent}/*.json")
+    try:
+        identity = {k: record[k] for k in ("dataset", "samples_per_class", "seed", "method")}
+        accuracy, tested, per_class = float(record["accuracy"]), int(record["test_images"]), record["per_class_accuracy"]
+        settings = record["config"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise StaleResultError(f"{where}not a run record ({type(error).__name__}: {error}); delete it to train the run "
+                               f"again.") from None
+    wanted = {"dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed,
+              "method": config.method}
+    if identity != wanted:
+        raise StaleResultError(f"{where}holds the run {identity}, not {wanted}; delete it to train the run again.")
+    for name, value in asdict(config).items():
+        if value is None or name in NOT_IN_IDENTITY:
+            continue
+        theirs = settings.get(name, "missing")
+        if json.loads(json.dumps(value)) != json.loads(json.dumps(theirs)):
+            raise StaleResultError(f"{where}was computed with {name} = {theirs!r}, but these runs ask for {name} = "
+                                   f"{value!r}. {fix}")
+    correct = accuracy * tested
+    if not (0.0 <= accuracy <= 1.0 and tested > 0 and abs(correct - round(correct)) < 1e-3 * max(1, tested / 1000)
+            and all(0.0 <= float(a) <= 1.0 for a in per_class) and min(per_class) - 1e-9 <= accuracy <= max(per_class) + 1e-9):
+        raise StaleResultError(f"{where}accuracy {accuracy!r} on {tested} test images with per-class accuracies "
+                               f"{[round(float(a), 3) for a in per_class]} cannot be a result (edited?); delete it to "
+                               f"train the run again.")
+
+
+def check_runs(configs: list[ClassifierConfig], results_dir) -> None:
+    """``check_record`` on every existing result of ``configs`` under ``results_dir``."""
+    for config in configs:
+        path = run_path(results_dir, config)
+        if path.exists():
+            check_record(_read_record(path), config, path)
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StaleResultError(f"{path}: cannot be read as a run record ({type(error).__name__}: {error}); delete it "
+                               f"to train the run again.") from None
+
+
+def train_in_workers(configs: list[ClassifierConfig], results_dir, *, workers: int, progress: bool = True) -> None:
+    """Train the missing runs in ``workers`` processes of an equal share of this process's threads
+    (at least one each), which take runs in turn through the runs' write locks.
+
+    On a 2-core CPU, two one-thread processes train 1.3x (fp32) to 1.6x (bf16) as many steps a
+    second as one two-thread process (benchmarks/README.md): a small network's step does not
+    keep two threads busy. A run's numbers do not depend on which process trains it.
+    """
+    import multiprocessing
+
+    import torch
+
+    results_dir = Path(results_dir)
+    todo = [c for c in configs if not run_path(results_dir, c).exists()]
+    if not todo:
+        return
+    threads = max(1, torch.get_num_threads() // workers)
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
+    processes = [context.Process(target=_worker, args=(todo, str(results_dir), threads), daemon=False)
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    bar = tqdm(total=len(todo), desc=f"sweep ({workers} workers)", disable=not progress)
+    try:
+        while any(process.is_alive() for process in processes):
+            for process in processes:
+                process.join(timeout=5.0)
+            bar.n = sum(run_path(results_dir, c).exists() for c in todo)
+            bar.refresh()
+    finally:  # an interrupted notebook stops its workers; their runs resume from their checkpoints
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        bar.close()
+    failed = [process.exitcode for process in processes if process.exitcode]
+    missing = [c.run_name for c in todo if not run_path(results_dir, c).exists()]
+    if failed or missing:
+        raise RuntimeError(f"{len(failed)} worker(s) failed (exit codes {failed}); {len(missing)} runs have no result "
+                           f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}). The error is above; "
+                           f"rerun to continue from the runs' checkpoints.")
+
+
+def _worker(configs: list[ClassifierConfig], results_dir: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    train_runs(configs, results_dir, progress=False, skip_locked=True)
 
 
 # Runs trained at once on one GPU by default: on an H200, 8 graphed WRN-16-8 runs gave 1,517
@@ -109,19 +394,41 @@ def _make_run(config: ClassifierConfig, results_dir: Path, train_set, test_set):
         folder = generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, GENERATOR_METHODS[base])
         generator_run = load_generator(folder, split=split, device=str(resolve_device(config.device)))
     cache = results_dir / "checkpoints" / "segments" / f"{split.filename[:-5]}.pt" if base in DIRECT_METHODS else None
+    # On a CPU a run checkpoints every epoch (seconds to minutes of work), on a GPU every 10.
+    every = 1 if resolve_device(config.device).type == "cpu" else 10
     return Run(config, train_set, test_set, split, generator_run=generator_run, segments_cache=cache,
-               checkpoint=classifier_checkpoint(results_dir, config))
+               checkpoint=classifier_checkpoint(results_dir, config), checkpoint_every=every)
 
 
-def load_runs(paths) -> pd.DataFrame:
-    """Result files -> one row per run (dataset, n, seed, method, p_gen, accuracy, time, device)."""
+def load_runs(paths, *, configs: list[ClassifierConfig] | None = None) -> pd.DataFrame:
+    """Result files -> one row per run (dataset, n, seed, method, p_gen, accuracy, times, device);
+    with ``configs`` (one per path) each record is checked against its config first."""
+    rows = []
+    for index, path in enumerate(paths):
+        record = _read_record(path)
+        if configs is not None:
+            check_record(record, configs[index], path)
+        rows.append({**{k: record[k] for k in ("dataset", "samples_per_class", "seed", "method", "p_gen", "accuracy",
+                                               "test_images", "steps", "train_time_s", "device")},
+                     "eval_time_s": record.get("eval_time_s"),  # kept apart from training since runs keep a curve
+                     "rule": rule_name(record["config"]) if record["p_gen"] is not None else "no generated samples"})
+    return pd.DataFrame(rows)
+
+
+def load_curves(runs) -> pd.DataFrame:
+    """The learning curves of run records (a folder of them, or a list of paths): one row per
+    run and evaluated step (dataset, n, seed, method, p_gen, classes, step, fraction of the
+    schedule, accuracy). Records written before runs kept a curve give none."""
+    paths = sorted(Path(runs).glob("*.json")) if isinstance(runs, (str, Path)) else runs
     rows = []
     for path in paths:
         record = json.loads(Path(path).read_text())
-        rows.append({**{k: record[k] for k in ("dataset", "samples_per_class", "seed", "method", "p_gen", "accuracy",
-                                               "test_images", "steps", "train_time_s", "device")},
-                     "rule": rule_name(record["config"]) if record["p_gen"] is not None else "no generated samples"})
-    return pd.DataFrame(rows)
+        for point in record.get("curve", []):
+            rows.append({**{k: record[k] for k in ("dataset", "samples_per_class", "seed", "method", "p_gen")},
+                         "classes": len(record["per_class_accuracy"]), "step": point["step"],
+                         "fraction": point["step"] / record["steps"], "accuracy": point["accuracy"]})
+    return pd.DataFrame(rows, columns=["dataset", "samples_per_class", "seed", "method", "p_gen", "classes", "step",
+                                       "fraction", "accuracy"])
 
 
 def sweep_configs(*, dataset: str, samples_per_class: list[int], seeds: list[int], methods: list[str],

@@ -1,6 +1,6 @@
 """CLIP Synset Entropy: how many concepts an (augmented) dataset covers.
 
-Definition [ours, until the paper's exact one is known; see PAPER.md section 4]:
+Definition [ours, until the paper's exact one is known; see docs/protocol.md section 4]:
 - vocabulary: the 1,000 ImageNet-1k WordNet synsets (wnids from timm, CLIP-style names
   from open_clip), prompts: open_clip's 80 OpenAI ImageNet templates, averaged;
 - for each class, draw the same number M of images from an augmentation pipeline and take

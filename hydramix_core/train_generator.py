@@ -264,20 +264,21 @@ class GeneratorTrainer:
                              "lr": self.lr_at(self.step)})
 
     def _save(self, finished: bool) -> None:
-        save_checkpoint(self.path, {
-            "config": asdict(self.config), "split": split_identity(self.split), "step": self.step, "finished": finished,
-            "history": self.history, "loss_sums": self.loss_sums.cpu(), "order": self.order.cpu(),
-            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng.get_state(), "host_rng": self.host_rng.get_state(),
-        })
+        state = {"config": asdict(self.config), "split": split_identity(self.split), "step": self.step,
+                 "finished": finished, "history": self.history, "generator": self.generator.state_dict()}
+        if not finished:  # what resuming needs; a finished generator keeps only itself (a fifth of the bytes)
+            state.update({"loss_sums": self.loss_sums.cpu(), "order": self.order.cpu(),
+                          "discriminator": self.discriminator.state_dict(), "opt_g": self.opt_g.state_dict(),
+                          "opt_d": self.opt_d.state_dict(), "rng": self.rng.get_state(),
+                          "host_rng": self.host_rng.get_state()})
+        save_checkpoint(self.path, state)
 
     def _load(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
         if state["finished"]:
             self.step, self.history, self.finished = state["step"], state["history"], True
             return
+        self.discriminator.load_state_dict(state["discriminator"])
         if "rng" not in state:
             raise CheckpointError(f"{self.path} is an unfinished checkpoint of an older version of this trainer; "
                                   f"delete it to train from scratch.")

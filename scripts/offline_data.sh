@@ -4,7 +4,7 @@
 # datasets are downloaded from their official URLs.
 for candidate in "${HYDRAMIX_OFFLINE_ARCHIVE:-}" "$REPO/../shared/data/cifar10-jpeg.tar.gz"; do
   if [ -n "$candidate" ] && [ -f "$candidate" ]; then
-    "$PY" -m hydramix_core.data --install-archive "$candidate" >/dev/null
+    "$PY" -c 'import sys; from hydramix_core.data import _main; _main(sys.argv[1:])' --install-archive "$candidate" >/dev/null
     break
   fi
 done

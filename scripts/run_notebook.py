@@ -46,17 +46,43 @@ def main(argv=None) -> int:
     values.update(profile=args.profile.stem, results_dir=str(args.results_dir))
     parameters = {name: value for name, value in values.items() if name in declared}
     output = args.results_dir / args.notebook.name
+    # Executed into a hidden name and moved in on success: a failed or interrupted run keeps the
+    # previous good notebook (papermill writes its output in place as cells finish).
+    running = args.results_dir / f".{args.notebook.stem}.running.ipynb"
+    failed = args.results_dir / f"{args.notebook.stem}.failed.ipynb"
     name = f"{args.label} {args.notebook.stem}".strip()
     started = time.perf_counter()
     try:
-        pm.execute_notebook(str(args.notebook), str(output), parameters=parameters, cwd=str(args.cwd),
+        pm.execute_notebook(str(args.notebook), str(running), parameters=parameters, cwd=str(args.cwd),
                             progress_bar={"desc": f"{name:<30}", "unit": "cell", "leave": True,
                                           "bar_format": "{desc} {bar:20} {n_fmt}/{total_fmt} cells [{elapsed}]"})
     except PapermillExecutionError as error:
+        where = f"The executed notebook with the error is {failed}" if _moved(running, failed) else "No executed notebook was kept"
+        kept = f"; the previous executed notebook {output} is kept" if output.exists() else ""
+        advice = (f"\nThe disk holding {args.results_dir} is full: free space there, then rerun the same command "
+                  f"(finished work is not redone).") if "No space left" in str(error.evalue) else ""
         print(f"{name} failed after {time.perf_counter() - started:.0f} s in cell {error.exec_count}: "
-              f"{error.ename}: {error.evalue}\nThe executed notebook with the error is {output}", file=sys.stderr)
+              f"{error.ename}: {error.evalue}\n{where}{kept}.{advice}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk or a permission error while papermill writes
+        running.unlink(missing_ok=True)
+        kept = f" The previous executed notebook {output} is kept." if output.exists() else ""
+        print(f"{name}: cannot write the executed notebook in {args.results_dir}: {error.strerror or error} "
+              f"({error.filename or running}).{kept} Free space or fix the permissions there, then rerun the same "
+              f"command (finished work is not redone).", file=sys.stderr)
+        return 1
+    os.replace(running, output)
+    failed.unlink(missing_ok=True)
     return 0
+
+
+def _moved(source: Path, target: Path) -> bool:
+    try:
+        os.replace(source, target)
+        return True
+    except OSError:
+        source.unlink(missing_ok=True)
+        return False
 
 
 if __name__ == "__main__":

@@ -62,3 +62,17 @@ def test_the_gpu_check_fits_one_device_command_by_its_own_budgets():
     budgets = {name: int(value) for name, value in re.findall(r"\$\{(\w+)_BUDGET:-(\d+)\}", script)}
     assert set(budgets) == {"SETUP", "TESTS", "BENCH", "SWEEP"}
     assert sum(budgets.values()) + 15 <= 540, budgets
+
+
+@pytest.mark.slow
+def test_the_cpu_levers_benchmark_reports_every_variant_and_both_process_layouts(cifar10_root, monkeypatch, capsys):
+    import json
+
+    from benchmarks import cpu_levers
+
+    monkeypatch.setenv("HYDRAMIX_DATA", str(cifar10_root))  # the worker processes load the data themselves
+    cpu_levers.main(["--variants", "fp32", "bf16_cl", "--steps", "1", "--warmup", "1", "--repeats", "1"])
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["step"]) == {"fp32", "bf16_cl"} and all(r["ms_per_step"] > 0 for r in result["step"].values())
+    assert set(result["processes"]) == {"fp32", "bf16_cl"}
+    assert all(len(r["worker_ms"]) == 2 and r["steps_per_s_workers"] > 0 for r in result["processes"].values())

@@ -6,7 +6,7 @@ import torch
 import hydramix_core.study as study
 from hydramix_core.augment import HydraMixAugment
 from hydramix_core.classifier import build_classifier
-from hydramix_core.engine import ClassifierConfig, train_classifier
+from hydramix_core.engine import ClassifierConfig, Run, train_classifier, train_pack
 from hydramix_core.methods import BASE_METHODS, parse_method
 from hydramix_core.splits import create_split
 from hydramix_core.study import run_sweep, sweep_configs
@@ -134,6 +134,7 @@ def test_bank_serves_the_right_class_and_refreshes_a_fraction():
         HydraMixAugment(None, images, labels, None, mask_kind="grid", bank_size=4, bank_refresh=0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["hydramix", "autoaugment"])
 def test_checkpointed_run_resumes_bit_identical(method, cifar10_train, cifar10_test, split, generators, tmp_path,
                                                 monkeypatch):
@@ -227,3 +228,150 @@ def test_the_harmonic_method_trains_the_harmonic_variant_of_the_runs_model(cifar
     with pytest.raises(ValueError, match="needs a WideResNet"):
         Run(ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="harmonic",
                              **{**TINY, "model": "resnet50"}), cifar10_train, cifar10_test, split)
+
+
+def test_eval_steps_are_the_fractions_of_the_schedule():
+    from hydramix_core.engine import eval_steps
+
+    assert eval_steps((0.125, 0.25, 0.5), 8000) == [1000, 2000, 4000]
+    assert eval_steps((0.125, 0.25, 0.5, 1.0), 8000) == [1000, 2000, 4000]  # the end is evaluated by the record
+    assert eval_steps((0.1, 0.2), 4) == [1]  # rounded to steps, at least 1, no duplicates
+    with pytest.raises(ValueError, match="eval_at"):
+        ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, eval_at=(0.0, 0.5))
+
+
+@pytest.mark.parametrize("method", ["hydramix", "mixup"])
+def test_the_learning_curve_does_not_change_the_training(method, cifar10_train, cifar10_test, split, generators):
+    """Evaluating during training reads no random number and changes no weight or statistic: the
+    run with a curve ends with the same weights, history and accuracy as the run without one."""
+    _, runs = generators
+    records, weights = [], []
+    for eval_at in [(), (0.25, 0.5, 0.75)]:
+        config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method=method, eval_at=eval_at,
+                                  **{**TINY, "steps": 8})
+        run = Run(config, cifar10_train, cifar10_test, split, generator_run=runs["hydramix"])
+        records.append(train_pack([run], progress=False)[0])
+        weights.append({k: v.clone() for k, v in run.model.state_dict().items()})
+    without, with_curve = records
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert with_curve["history"] == without["history"] and with_curve["accuracy"] == without["accuracy"]
+    assert [p["step"] for p in with_curve["curve"]] == [2, 4, 6, 8] and [p["step"] for p in without["curve"]] == [8]
+    assert with_curve["curve"][-1]["accuracy"] == with_curve["accuracy"]
+    assert all(0 <= p["accuracy"] <= 1 for p in with_curve["curve"])
+    assert with_curve["eval_time_s"] > 0 and with_curve["train_time_s"] > 0
+
+
+def test_a_resumed_run_keeps_its_learning_curve(cifar10_train, cifar10_test, split, tmp_path, monkeypatch):
+    import hydramix_core.engine as engine
+
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, method="baseline",
+                              samples_per_class_per_epoch=4, eval_at=(0.25, 0.5, 0.75), **{**TINY, "steps": 12})
+    full = train_classifier(config, cifar10_train, cifar10_test, split, progress=False)
+    original, calls = engine.random_crop_flip, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:  # mid-epoch 3, after the checkpoint at step 8 and the curve's points at 3 and 6
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "random_crop_flip", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config, cifar10_train, cifar10_test, split, progress=False, checkpoint=tmp_path / "run.pt",
+                         checkpoint_every=1)
+    monkeypatch.setattr(engine, "random_crop_flip", original)
+    resumed = train_classifier(config, cifar10_train, cifar10_test, split, progress=False,
+                               checkpoint=tmp_path / "run.pt", checkpoint_every=1)
+    assert resumed["curve"] == full["curve"] and [p["step"] for p in full["curve"]] == [3, 6, 9, 12]
+
+
+@pytest.mark.slow
+def test_cpu_workers_train_each_run_once_with_its_own_numbers(cifar10_root, cifar10_train, cifar10_test, tmp_path,
+                                                              monkeypatch):
+    """Two one-thread worker processes share a sweep through the runs' locks; each record equals the
+    one a single one-thread process writes."""
+    monkeypatch.setenv("HYDRAMIX_DATA", str(cifar10_root))  # the workers load the data themselves
+    configs = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[0, 1], methods=["baseline", "cutout"],
+                            **{**TINY, "steps": 3})
+    shared = run_sweep(configs, tmp_path / "workers", progress=False, cpu_workers=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = run_sweep(configs, tmp_path / "alone", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(shared) == 4 and shared["accuracy"].tolist() == alone["accuracy"].tolist()
+    for config in configs:
+        a, b = (json.loads(study.run_path(tmp_path / f, config).read_text()) for f in ("workers", "alone"))
+        assert a["history"] == b["history"] and a["engine"]["threads"] == 1
+
+
+def test_a_result_computed_under_other_settings_is_refused_and_the_advice_works(cifar10_root, monkeypatch, tmp_path):
+    """Rerunning with a changed setting never shows the old runs as the new ones: the error names
+    the setting; deleting the stale runs, as it advises, trains them under the new settings."""
+    monkeypatch.setenv("HYDRAMIX_DATA", str(cifar10_root))
+    configs = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[0], methods=["baseline"], **TINY)
+    run_sweep(configs, tmp_path, progress=False)
+    changed = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[0], methods=["baseline"],
+                            **{**TINY, "steps": 3})
+    with pytest.raises(study.StaleResultError, match=r"steps = 2, but these runs ask for steps = 3.*rm .*runs/\*\.json"):
+        run_sweep(changed, tmp_path, progress=False)
+    for path in (tmp_path / "runs").glob("*.json"):  # the advice, followed
+        path.unlink()
+    assert run_sweep(changed, tmp_path, progress=False)["steps"].tolist() == [3]
+    assert len(run_sweep(changed, tmp_path, progress=False)) == 1  # and now it is the result of these settings
+
+
+@pytest.mark.parametrize("edit", ["impossible accuracy", "above every class", "other seed", "not json", "no config"])
+def test_an_edited_record_is_refused_with_its_file_named(edit, cifar10_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("HYDRAMIX_DATA", str(cifar10_root))
+    configs = sweep_configs(dataset="cifar10", samples_per_class=[2], seeds=[0], methods=["baseline"], **TINY)
+    run_sweep(configs, tmp_path, progress=False)
+    path = study.run_path(tmp_path, configs[0])
+    record = json.loads(path.read_text())
+    if edit == "impossible accuracy":  # 0.99 of 20 test images is 19.8 images
+        record["accuracy"] = 0.99
+    elif edit == "above every class":
+        record["accuracy"], record["per_class_accuracy"] = 0.5, [0.0] * 10
+    elif edit == "other seed":
+        record["seed"] = 7
+    elif edit == "no config":
+        del record["config"]
+    path.write_text("{" if edit == "not json" else json.dumps(record))
+    with pytest.raises(study.StaleResultError, match=str(path)):
+        run_sweep(configs, tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_workers_end_with_the_process_that_started_them(tmp_path):
+    """A notebook kernel or job killed outright (SIGKILL: no cleanup runs) leaves no worker
+    training on its own."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.processes import Started, wait_until
+
+    script = ("import pathlib, time; from hydramix_core.study import in_workers; "
+              "in_workers(time.sleep, (600,), [pathlib.Path('never')], workers=2, what='sleeps', progress=False)")
+    parent = Started([sys.executable, "-c", script], cwd=tmp_path)
+
+    def workers():
+        listed = subprocess.run(["pgrep", "-P", str(parent.process.pid), "-f", "spawn_main"], capture_output=True,
+                                text=True).stdout.split()
+        return [int(pid) for pid in listed]
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                return "zombie" not in status.read()
+        except FileNotFoundError:
+            return False
+
+    wait_until(lambda: len(workers()) >= 2, what="two workers", process=parent)
+    started = workers()
+    parent.process.send_signal(signal.SIGKILL)
+    parent.wait()
+    wait_until(lambda: not any(alive(pid) for pid in started), what="the workers' end")
+    assert os.path.exists(f"/proc/{started[0]}") is False or not alive(started[0])

@@ -27,7 +27,7 @@ def _runs(cifar10_train, cifar10_test, split, generators, tmp_path, device="cpu"
         generator_run = generator_runs[kind]
         generator_run.generator.to(device)
         runs.append(Run(config, cifar10_train, cifar10_test, split, generator_run=generator_run,
-                        segments_cache=tmp_path / "segments.pt", **kwargs))
+                        segments_cache=tmp_path / "segments.pt", lookahead_steps=3, **kwargs))
     return runs
 
 
@@ -35,6 +35,7 @@ def _weights(run):
     return {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_a_run_in_an_interleaved_pack_equals_the_run_alone(cifar10_train, cifar10_test, split, generators, tmp_path):
     """Steps of runs of every kind of method issued in turn give each run bit-identical
     weights and history to training it alone: no run reads another's random numbers."""
@@ -50,13 +51,13 @@ def test_a_run_in_an_interleaved_pack_equals_the_run_alone(cifar10_train, cifar1
     assert len({r["history"][-1]["loss"] for r in records}) == len(PACK)  # the methods did differ
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_batch", [False, True])
 def test_p_gen_replaces_each_sample_independently(per_batch, cifar10_train, cifar10_test, split, generators, tmp_path,
                                                   monkeypatch):
     """0 replaces none, 1 all, 0.5 about half: per sample (mixed batches), or whole batches
     with ChimeraMix's rule; exactly the samples replaced are rendered (ahead, in chunks of 3
     steps and 1, the rest of a 4-step epoch), and each step trains on its own slot."""
-    monkeypatch.setattr(engine, "LOOKAHEAD_STEPS", 3)
     for p_gen in (0.0, 0.5, 1.0):
         run = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, steps=100,
                     pack=[("hydramix_direct", {"p_gen": p_gen, "per_batch": per_batch})])[0]
@@ -103,13 +104,13 @@ def _same_runs(first, second, method):
     assert all(torch.equal(weights[k], reference[k]) for k in reference), method
 
 
+@pytest.mark.slow
 def test_graphed_runs_replay_the_eager_runs_bit_for_bit(cifar10_train, cifar10_test, split, generators, tmp_path,
                                                        monkeypatch):
     """``graphed=True`` on a CPU captures every method's step with graphs.capture and replays its
     stand-in graph, whose recording refuses a host synchronisation or a draw from any generator
     but the run's own. Histories and weights equal the eager runs'. Chunks of 3 steps in 4-step
     epochs: the capture's warm-up reaches past a chunk's and an epoch's last slot."""
-    monkeypatch.setattr(engine, "LOOKAHEAD_STEPS", 3)
     graphed = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, graphed=True)
     eager = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, graphed=False)
     train_pack(graphed, progress=False)
@@ -119,9 +120,9 @@ def test_graphed_runs_replay_the_eager_runs_bit_for_bit(cifar10_train, cifar10_t
         _same_runs(first, second, method)
 
 
+@pytest.mark.slow
 def test_a_run_captured_mid_run_or_after_a_resume_continues_bit_for_bit(cifar10_train, cifar10_test, split, generators,
                                                                        tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "LOOKAHEAD_STEPS", 3)
     pack = [("baseline", {}), ("hydramix", {})]
     reference = _runs(cifar10_train, cifar10_test, split, generators, tmp_path, steps=12, pack=pack)
     train_pack(reference, progress=False)

@@ -308,6 +308,48 @@ def test_run_all_refuses_a_second_run_on_one_results_folder(tmp_path):
     assert str(os.getpid()) in result.stderr and not list(results.glob("*.ipynb"))
 
 
+def test_run_all_takes_one_lock_for_a_folder_and_a_symlink_to_it(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (tmp_path / "link").symlink_to(results)
+    with hold(results):
+        result = subprocess.run([str(REPO / "run_all.sh"), "--profile", "nbcheck", "--only", "01", "--results",
+                                 tmp_path / "link"], capture_output=True, text=True, timeout=LIMIT)
+    assert result.returncode == 2 and "being written by another run" in result.stderr, result.stderr[-2000:]
+    assert not list(results.glob("*.ipynb"))
+
+
+def test_run_all_takes_a_profile_file_and_a_failing_notebook_keeps_the_good_one(tmp_path):
+    """--profile accepts a YAML file by its path. A notebook that fails leaves the previous executed
+    notebook as it was and keeps the failed one beside it under a name that says so."""
+    profile = tmp_path / "mine.yaml"
+    profile.write_text((REPO / "profiles" / "nbcheck.yaml").read_text())
+    results = tmp_path / "results"
+    run = [str(REPO / "run_all.sh"), "--profile", str(profile), "--only", "01", "--results", str(results)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=LIMIT)
+    assert first.returncode == 0 and "Done" in first.stdout, first.stderr[-2000:]
+    good = (results / "01_data_splits.ipynb").read_bytes()
+    assert b'"profile": "mine"' in good or b"profile = \"mine\"" in good
+    for split in (results / "splits").glob("*.json"):  # a damaged split makes notebook 01 fail
+        split.write_text("{")
+    second = subprocess.run(run, capture_output=True, text=True, timeout=LIMIT)
+    assert second.returncode == 1 and "is kept" in second.stderr, second.stderr[-2000:]
+    assert (results / "01_data_splits.ipynb").read_bytes() == good
+    assert (results / "01_data_splits.failed.ipynb").exists() and not list(results.glob(".*.running.ipynb"))
+
+
+def test_ctrl_c_on_run_all_says_what_was_kept_and_exits_130(tmp_path):
+    results = tmp_path / "results"
+    run = Started([REPO / "run_all.sh", "--profile", "nbcheck", "--from", "02", "--results", results],
+                  start_new_session=True)
+    wait_until(lambda: (results / "checkpoints").exists(), what="the first generator's folder", process=run)
+    os.killpg(run.process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole foreground group
+    run.wait()
+    assert run.returncode == 130 and "interrupted" in run.stderr and "rerun the same command" in run.stderr, \
+        (run.returncode, run.stderr[-2000:])
+    assert not (results / "02_train_generator.ipynb").exists()
+
+
 # 8. interruptions, damaged side files, unusual pixel formats -------------------------------
 
 def test_ctrl_c_during_training_says_how_to_resume(images, tmp_path):
@@ -496,6 +538,24 @@ def test_a_full_disk_is_named_and_leaves_no_result(command, images, generator, t
     assert "\nout\n" not in result.stdout  # no finished-looking result folder; only the hidden partial
 
 
+def test_a_full_disk_under_run_all_keeps_the_previous_notebook_and_says_what_to_do(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if _full_disk_run(["true"], disk, 64).returncode != 0:
+        pytest.skip("cannot mount a tmpfs in a user namespace here")
+    run = f'"{REPO}/run_all.sh" --profile nbcheck --only 01 --results "{disk}/r"'
+    script = (f'{run} >/dev/null 2>&1 || exit 9; sha256sum "{disk}/r/01_data_splits.ipynb"; '
+              f'dd if=/dev/zero of="{disk}/fill" bs=64k 2>/dev/null; {run}; echo "rc=$?"; '
+              f'sha256sum "{disk}/r/01_data_splits.ipynb"; ls -a "{disk}/r"')
+    result = _full_disk_run(["sh", "-c", script], disk, 8192)
+    lines = result.stdout.splitlines()
+    assert lines and lines[0].endswith("01_data_splits.ipynb"), (result.stdout, result.stderr[-2000:])
+    assert "rc=1" in lines and lines[0] in lines[1:], result.stdout  # failed, and the good notebook is unchanged
+    assert "Traceback" not in result.stderr and "full" in result.stderr and "rerun the same command" in result.stderr, \
+        result.stderr[-2000:]
+    assert not any(line.endswith(".running.ipynb") for line in lines)
+
+
 def test_an_animated_image_is_read_as_its_first_frame(images, tmp_path):
     from PIL import Image as PILImage
 
@@ -516,7 +576,9 @@ def test_an_animated_image_is_read_as_its_first_frame(images, tmp_path):
     ("p_gen", float("nan"), "p_gen: must be a number in [0, 1]"), ("methods", ["hydramix", "nosuch"], "Unknown method"),
     ("seeds", [], "seeds: must be a non-empty list"), ("samples_per_class", [0], "samples_per_class: values must be"),
     ("generator", {"ngf": -1}, "ngf must be a positive integer"), ("classifier", {"stepz": 3}, "classifier.stepz"),
-    ("device", "tpu", "device: must be auto"), ("p_gen_values", [1.5], "p_gen_values"), ("colour", 1, "unknown key")])
+    ("device", "tpu", "device: must be auto"), ("p_gen_values", [1.5], "p_gen_values"), ("colour", 1, "unknown key"),
+    ("cpu_workers", 0, "cpu_workers: values must be integers >= 1"),
+    ("classifier", {"eval_at": [0.5, 1.5]}, "eval_at must hold fractions"), ("classifier", {"amp": "fp8"}, "amp must be")])
 def test_every_bad_profile_value_is_named_with_its_file_and_key(key, value, phrase, tmp_path):
     import yaml
 
@@ -542,3 +604,20 @@ def test_an_unreadable_class_folder_is_named(images, tmp_path):
     finally:
         (data / "cat").chmod(0o755)
     refused(result, str(data / "cat"), "ermission")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    """Files written atomically get the permissions open() would give them (0644 under umask 022),
+    so colleagues sharing a results folder can read its records."""
+    from hydramix_core.outputs import save_atomic, write_atomic
+
+    previous = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "record.json", "{}\n")
+        save_atomic({"x": 1}, tmp_path / "state.pt")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(previous)
+    for name in ("record.json", "state.pt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask == (tmp_path / "plain.txt").stat().st_mode & 0o777

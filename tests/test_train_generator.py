@@ -23,6 +23,7 @@ def _weights(run):
     return {k: v.clone() for k, v in run.generator.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_training_lowers_reconstruction_loss(cifar10_train, split, tmp_path):
     config = _config(steps=200, n_mix=(2,), log_every=20, checkpoint_every=1000, lr=1e-3, milestones=())
     run = train_generator(config, cifar10_train, split, tmp_path, progress=False)
@@ -50,9 +51,13 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(cifar10_train, sp
     assert all(torch.equal(full_weights[k], v) for k, v in _weights(resumed).items())
     assert [h["step"] for h in resumed.history] == [h["step"] for h in full.history]
 
-    # a finished run is loaded, not retrained
+    # a finished run is loaded, not retrained; its checkpoint keeps the generator only (no
+    # discriminator, optimiser or random states: nothing resumes a finished run)
+    state = torch.load(tmp_path / "full/generator.pt", weights_only=True)
+    assert state["finished"] and "generator" in state and not {"discriminator", "opt_g", "opt_d", "rng"} & set(state)
     loaded = train_generator(_config(), cifar10_train, split, tmp_path / "full", progress=False)
     assert all(torch.equal(full_weights[k], v) for k, v in _weights(loaded).items())
+    assert all(torch.equal(full_weights[k], v) for k, v in _weights(load_generator(tmp_path / "full")).items())
 
 
 def test_resume_with_another_config_refuses(cifar10_train, split, tmp_path):
@@ -103,6 +108,7 @@ def _pack_jobs(cifar10_train, folder, device="cpu", steps=7):
             for index, extra in enumerate(PACK)]
 
 
+@pytest.mark.slow
 def test_a_generator_in_an_interleaved_pack_equals_the_generator_alone(cifar10_train, tmp_path):
     """Four generators (seeds, N, mask kinds, batch sizes) stepped in turn give each the same
     weights and history as training it alone: no run reads another's random numbers."""
@@ -116,6 +122,7 @@ def test_a_generator_in_an_interleaved_pack_equals_the_generator_alone(cifar10_t
     assert len({run.history[-1]["rec"] for run in pack}) == len(PACK)  # the runs did differ
 
 
+@pytest.mark.slow
 def test_the_learning_rate_follows_multistep_lr(cifar10_train, split, tmp_path):
     """The step computes the rate on the device (capturable); it equals torch's MultiStepLR."""
     config = _config(steps=20, milestones=(0.3, 0.6, 0.8), log_every=1, checkpoint_every=100)
@@ -139,6 +146,7 @@ def _same_generators(first, second, what):
     assert all(torch.equal(reference[k], v) for k, v in _weights(first).items()), what
 
 
+@pytest.mark.slow
 def test_graphed_generators_replay_the_eager_steps_bit_for_bit(cifar10_train, tmp_path):
     """``graphed=True`` on a CPU captures each N's step with graphs.capture and replays its stand-in
     graph (whose recording refuses host synchronisations and foreign generators), for every
@@ -149,6 +157,7 @@ def test_graphed_generators_replay_the_eager_steps_bit_for_bit(cifar10_train, tm
         _same_generators(graphed, eager, PACK[index])
 
 
+@pytest.mark.slow
 def test_a_graphed_generator_resumed_near_an_epoch_end_equals_an_uninterrupted_one(cifar10_train, split, tmp_path,
                                                                                   interrupt_generator_at):
     """Captured on resuming at step 4 of a 5-step epoch: the capture's warm-up must not run
@@ -188,3 +197,19 @@ def test_graphed_and_eager_cuda_generators_agree(cifar10_train, tmp_path):
         losses = [(a[k], b[k]) for a, b in zip(graphed.history, eager.history) for k in ("rec", "lap", "adv", "disc")]
         print(f"generator {PACK[index]}: graphed vs eager losses {losses}")
         assert all(abs(a - b) <= 1e-3 * abs(b) + 1e-6 for a, b in losses), PACK[index]
+
+
+@pytest.mark.slow
+def test_cpu_workers_train_each_generator_once(cifar10_root, cifar10_train, monkeypatch, tmp_path):
+    """Two worker processes share a profile's generators through the folders' locks: each is trained
+    once, to its end, and loads as a finished generator of its split."""
+    from hydramix_core.splits import get_split
+    from hydramix_core.study import generator_folder, train_generators_in_workers
+
+    monkeypatch.setenv("HYDRAMIX_DATA", str(cifar10_root))  # the workers load the data themselves
+    configs = [_config(seed=seed, steps=3, device="cpu") for seed in (0, 1, 2)]
+    train_generators_in_workers(configs, tmp_path, workers=2, progress=False)
+    for config in configs:
+        split = get_split(cifar10_train, 1, config.seed, tmp_path / "splits")
+        run = load_generator(generator_folder(tmp_path, "cifar10", 1, config.seed), split=split, device="cpu")
+        assert run.step == 3 and run.config.seed == config.seed

@@ -13,6 +13,7 @@ dataset = "cifar10"
 samples_per_class = [5, 10]
 seeds = [0, 1]
 device = "auto"
+cpu_workers = 1  # CPU: generators trained by this many one-thread processes at once
 generator = {"ngf": 64, "ndf": 64, "batch_size": 64, "epochs": 200, "n_mix": [2, 3, 4], "mask_kind": "hydramix"}
 methods = ["baseline", "mixup", "hydramix"]  # generators are trained for every mask kind these draw from
 chimeramix = True  # and the ChimeraMix+Seg generator notebook 05 compares
@@ -28,7 +29,7 @@ import torch
 from hydramix_core.data import load_dataset
 from hydramix_core.figures import mix_grid, sample_sheet, savefig
 from hydramix_core.splits import get_split
-from hydramix_core.study import generator_configs, generator_folder
+from hydramix_core.study import generator_configs, generator_folder, train_generators_in_workers
 from hydramix_core.train_generator import resolve_device, train_generator
 
 results = Path(results_dir)
@@ -40,6 +41,8 @@ print("generator settings:", generator)
 runs, rows = {}, []
 configs = generator_configs(dataset=dataset, samples_per_class=samples_per_class, seeds=seeds, methods=methods,
                             generator=generator, device=device, chimeramix=chimeramix)
+if cpu_workers > 1 and resolve_device(device).type == "cpu":
+    train_generators_in_workers(configs, results, workers=cpu_workers)
 for config in configs:
     n, seed, kind = config.samples_per_class, config.seed, config.mask_kind
     split = get_split(train_set, samples_per_class=n, seed=seed, folder=results / "splits")

@@ -13,6 +13,7 @@ dataset = "cifar10"
 samples_per_class = [5, 10]
 seeds = [0, 1]
 device = "auto"
+cpu_workers = 1
 methods = ["baseline", "mixup", "hydramix"]
 p_gen = 0.5
 classifier = {"model": "wrn16_8", "epochs": 200}
@@ -26,16 +27,18 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from hydramix_core.figures import paired_difference_plot, plain_log_ticks, savefig
-from hydramix_core.stats import best_without_generator, interval_texts, paired_differences, summarize
-from hydramix_core.study import best_in_bold, mean_sd_table, run_sweep, sweep_configs, to_markdown
+from hydramix_core.figures import learning_curve_plot, method_palette, paired_difference_plot, plain_log_ticks, savefig
+from hydramix_core.stats import (best_without_generator, curve_summary, curve_table, interval_texts, paired_differences,
+                                 summarize)
+from hydramix_core.study import (best_in_bold, load_curves, mean_sd_table, run_path, run_sweep, sweep_configs,
+                                 to_markdown)
 
 results = Path(results_dir)
 configs = sweep_configs(dataset=dataset, samples_per_class=samples_per_class, seeds=seeds, methods=methods,
                         p_gen=p_gen, device=device, **classifier)
 print(f"{len(configs)} runs: {len(methods)} methods x {len(samples_per_class)} sizes x {len(seeds)} seeds; "
       f"classifier settings {classifier}; torch {torch.__version__}")
-runs = run_sweep(configs, results)
+runs = run_sweep(configs, results, cpu_workers=cpu_workers)
 runs.to_csv(results / "classifier_runs.csv", index=False)
 
 # %% [markdown]
@@ -51,7 +54,9 @@ print(to_markdown(table))
 
 # %%
 display(Markdown(to_markdown(table)))
-print(f"device {runs['device'].iloc[0]}; training time per run: {runs['train_time_s'].median():.0f} s (median)")
+evaluation = (f", evaluation {runs['eval_time_s'].median():.0f} s (the learning curve's points and the end)"
+              if runs["eval_time_s"].notna().all() else "")
+print(f"device {runs['device'].iloc[0]}; per run (median): training {runs['train_time_s'].median():.0f} s{evaluation}")
 
 # %% [markdown]
 # ## Accuracy against training-set size
@@ -60,7 +65,8 @@ print(f"device {runs['device'].iloc[0]}; training time per run: {runs['train_tim
 
 # %%
 frame = runs.assign(accuracy=runs["accuracy"] * 100)
-axis = sns.lineplot(data=frame, x="samples_per_class", y="accuracy", hue="method", marker="o", errorbar="sd")
+axis = sns.lineplot(data=frame, x="samples_per_class", y="accuracy", hue="method", marker="o", errorbar="sd",
+                    palette=method_palette(frame["method"].unique()))
 plain_log_ticks(axis, samples_per_class)
 axis.set(xlabel="samples per class", ylabel="test accuracy (%)",
          title=f"{dataset}: accuracy vs samples per class ({len(seeds)} seeds)")
@@ -100,4 +106,33 @@ print(shown[["reference", "samples_per_class", "method", "difference (points)", 
 for reference, group in paired.groupby("reference", sort=False):
     figure = paired_difference_plot(group, title=f"{dataset}: each method minus {reference}, paired by seed")
     savefig(figure, results / "figures", f"03_paired_vs_{reference}")
+    plt.show()
+
+# %% [markdown]
+# ## Accuracy during training
+# Every run also evaluates the test set at fixed fractions of its own schedule (`eval_at`; the
+# cosine schedule is the run's own, so a point at 1/2 is not the end of a run half as long).
+# Per method: the mean over seeds with its 95 % t-interval; then each method minus the baseline
+# at each point, paired by seed. Where a method peaks before the end it overfits later.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+curves = load_curves([run_path(results, c) for c in configs])
+if curves.empty:
+    print("These runs were recorded before runs kept a learning curve: no curve to show.")
+else:
+    print("accuracy % (95 % t-interval) at each evaluated step")
+    print(curve_table(curves).to_string(index=False))
+if "baseline" in set(curves["method"]) and curves["method"].nunique() > 1:
+    print("\nminus baseline (points), 95 % paired bootstrap interval (seeds won)")
+    print(curve_table(curves, "baseline").to_string(index=False))
+
+# %%
+for n, group in curves.groupby("samples_per_class"):
+    if group["step"].nunique() < 2:
+        print(f"n = {n}: the runs were evaluated only at their end; no curve to draw")
+        continue
+    figure = learning_curve_plot(curve_summary(group), chance=1 / group["classes"].iloc[0],
+                                 title=f"{dataset}, {n} / class: test accuracy during training ({len(seeds)} seeds)")
+    savefig(figure, results / "figures", f"03_learning_curve_n{n}")
     plt.show()

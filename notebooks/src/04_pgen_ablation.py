@@ -12,6 +12,7 @@ dataset = "cifar10"
 samples_per_class = [5, 10]
 seeds = [0, 1]
 device = "auto"
+cpu_workers = 1
 p_gen_values = [0.0, 0.25, 0.5, 0.75, 1.0]
 classifier = {"model": "wrn16_8", "epochs": 200}
 
@@ -30,7 +31,7 @@ results = Path(results_dir)
 n = min(samples_per_class)
 base = sweep_configs(dataset=dataset, samples_per_class=[n], seeds=seeds, methods=["hydramix"], device=device, **classifier)
 configs = [replace(config, p_gen=p) for p in p_gen_values for config in base]
-ablation = run_sweep(configs, results)
+ablation = run_sweep(configs, results, cpu_workers=cpu_workers)
 ablation.to_csv(results / "pgen_ablation.csv", index=False)
 
 # %%
