@@ -16,6 +16,7 @@
 # `hydramix sweep run` (options after --) trains every generator and classifier first, as
 # Slurm job arrays or one worker per GPU; the notebooks then only gather and plot.
 set -euo pipefail
+caller="$PWD"  # a profile file given by a relative path is relative to where the command was run
 cd "$(dirname "$0")"
 usage() { echo "run_all.sh: $1 (see ./run_all.sh --help)" >&2; exit 2; }
 profile=smoke from="" only="" out="" executor="" invocation="run_all.sh $*" sweep_options=()
@@ -36,6 +37,7 @@ done
 case "$executor" in ""|local|slurm) ;; *) usage "--executor must be local or slurm, got $executor" ;; esac
 [ -z "$executor" ] && [ ${#sweep_options[@]} -gt 0 ] && usage "options after -- go to --executor; none given"
 if [[ "$profile" == *.yaml || "$profile" == *.yml ]]; then  # a profile file given by its path
+  [[ "$profile" == /* ]] || profile="$caller/$profile"
   [ -f "$profile" ] || usage "no profile file $profile"
   parameters="$profile" profile="$(basename "${profile%.*}")"
 else

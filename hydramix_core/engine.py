@@ -136,7 +136,8 @@ class Run:
 
     def __init__(self, config: ClassifierConfig, train_set: ImageSet, test_set: ImageSet, split: FewShotSplit, *,
                  generator_run=None, segments_cache=None, augment=None, checkpoint=None, checkpoint_every: int = 10,
-                 graphed: bool | None = None, lookahead_steps: int = LOOKAHEAD_STEPS):
+                 graphed: bool | None = None, lookahead_steps: int = LOOKAHEAD_STEPS,
+                 checkpoint_seconds: float | None = None):
         if split.fingerprint != train_set.fingerprint():
             raise ValueError(f"split {split.filename} was not drawn from this {train_set.name} data")
         if (config.dataset, config.samples_per_class, config.seed) != (split.dataset, split.samples_per_class, split.seed):
@@ -147,7 +148,10 @@ class Run:
         self.test_set, self.split, self.generator_run = test_set, split, generator_run
         self.num_classes, self.image_size = train_set.num_classes, train_set.image_size
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.checkpoint_every = checkpoint_every
+        # Saved at an epoch boundary every checkpoint_every epochs, or once checkpoint_seconds have
+        # passed since the last save (short epochs on a CPU); where it saves never changes a result.
+        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self._last_save = time.perf_counter()
 
         self.rng = torch.Generator(device).manual_seed(config.seed)  # every random number of a step
         self.host_rng = torch.Generator().manual_seed(config.seed)  # host choices: N per batch, whole-batch replacement
@@ -335,8 +339,11 @@ class Run:
             entry["accuracy"] = evaluate(self.model, self.test_set, self.config, self.device, self.use_amp)["accuracy"]
             self.model.train()
         self.history.append(entry)
-        if self.checkpoint is not None and epoch % self.checkpoint_every == 0 and not self.done:
+        due = epoch % self.checkpoint_every == 0 or (
+            self.checkpoint_seconds is not None and time.perf_counter() - self._last_save >= self.checkpoint_seconds)
+        if self.checkpoint is not None and due and not self.done:
             self._save()
+            self._last_save = time.perf_counter()
 
     # --- CUDA graphs ------------------------------------------------------------------------
 

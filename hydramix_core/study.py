@@ -225,117 +225,6 @@ def _end_with(parent: int) -> None:
         os._exit(1)
 
 
-class StaleResultError(RuntimeError):
-    """A result file that was not computed under the settings asked for, or cannot be a result."""
-
-
-# Settings that say how a run was watched or where it ran, not what it computed.
-NOT_IN_IDENTITY = ("device", "eval_every", "eval_at")
-
-
-def check_record(record: dict, config: ClassifierConfig, path) -> None:
-    """Refuse a run record that ``config`` did not produce, or whose values cannot be a result.
-
-    Every setting ``config`` gives (those left at None take the dataset's defaults, which the
-    record resolved) must equal the record's; the accuracy must be a count of correct test
-    images out of ``test_images`` and agree with the per-class accuracies' range.
-    """
-    path = Path(path)
-    where = f"{path}: "
-    fix = (f"Use another results folder for these settings (run_all.sh --results DIR), or delete the stale runs "
-           f"to train them again: rm {path.parent}/*.json")
-    try:
-        identity = {k: record[k] for k in ("dataset", "samples_per_class", "seed", "method")}
-        accuracy, tested, per_class = float(record["accuracy"]), int(record["test_images"]), record["per_class_accuracy"]
-        settings = record["config"]
-    except (KeyError, TypeError, ValueError) as error:
-        raise StaleResultError(f"{where}not a run record ({type(error).__name__}: {error}); delete it to train the run "
-                               f"again.") from None
-    wanted = {"dataset": config.dataset, "samples_per_class": config.samples_per_class, "seed": config.seed,
-              "method": config.method}
-    if identity != wanted:
-        raise StaleResultError(f"{where}holds the run {identity}, not {wanted}; delete it to train the run again.")
-    for name, value in asdict(config).items():
-        if value is None or name in NOT_IN_IDENTITY:
-            continue
-        theirs = settings.get(name, "missing")
-        if json.loads(json.dumps(value)) != json.loads(json.dumps(theirs)):
-            raise StaleResultError(f"{where}was computed with {name} = {theirs!r}, but these runs ask for {name} = "
-                                   f"{value!r}. {fix}")
-    correct = accuracy * tested
-    if not (0.0 <= accuracy <= 1.0 and tested > 0 and abs(correct - round(correct)) < 1e-3 * max(1, tested / 1000)
-            and all(0.0 <= float(a) <= 1.0 for a in per_class) and min(per_class) - 1e-9 <= accuracy <= max(per_class) + 1e-9):
-        raise StaleResultError(f"{where}accuracy {accuracy!r} on {tested} test images with per-class accuracies "
-                               f"{[round(float(a), 3) for a in per_class]} cannot be a result (edited?); delete it to "
-                               f"train the run again.")
-
-
-def check_runs(configs: list[ClassifierConfig], results_dir) -> None:
-    """``check_record`` on every existing result of ``configs`` under ``results_dir``."""
-    for config in configs:
-        path = run_path(results_dir, config)
-        if path.exists():
-            check_record(_read_record(path), config, path)
-
-
-def _read_record(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise StaleResultError(f"{path}: cannot be read as a run record ({type(error).__name__}: {error}); delete it "
-                               f"to train the run again.") from None
-
-
-def train_in_workers(configs: list[ClassifierConfig], results_dir, *, workers: int, progress: bool = True) -> None:
-    """Train the missing runs in ``workers`` processes of an equal share of this process's threads
-    (at least one each), which take runs in turn through the runs' write locks.
-
-    On a 2-core CPU, two one-thread processes train 1.3x (fp32) to 1.6x (bf16) as many steps a
-    second as one two-thread process (benchmarks/README.md): a small network's step does not
-    keep two threads busy. A run's numbers do not depend on which process trains it.
-    """
-    import multiprocessing
-
-    import torch
-
-    results_dir = Path(results_dir)
-    todo = [c for c in configs if not run_path(results_dir, c).exists()]
-    if not todo:
-        return
-    threads = max(1, torch.get_num_threads() // workers)
-    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
-    processes = [context.Process(target=_worker, args=(todo, str(results_dir), threads), daemon=False)
-                 for _ in range(workers)]
-    for process in processes:
-        process.start()
-    bar = tqdm(total=len(todo), desc=f"sweep ({workers} workers)", disable=not progress)
-    try:
-        while any(process.is_alive() for process in processes):
-            for process in processes:
-                process.join(timeout=5.0)
-            bar.n = sum(run_path(results_dir, c).exists() for c in todo)
-            bar.refresh()
-    finally:  # an interrupted notebook stops its workers; their runs resume from their checkpoints
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-                process.join()
-        bar.close()
-    failed = [process.exitcode for process in processes if process.exitcode]
-    missing = [c.run_name for c in todo if not run_path(results_dir, c).exists()]
-    if failed or missing:
-        raise RuntimeError(f"{len(failed)} worker(s) failed (exit codes {failed}); {len(missing)} runs have no result "
-                           f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}). The error is above; "
-                           f"rerun to continue from the runs' checkpoints.")
-
-
-def _worker(configs: list[ClassifierConfig], results_dir: str, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    train_runs(configs, results_dir, progress=False, skip_locked=True)
-
-
 # Runs trained at once on one GPU by default: on an H200, 8 graphed WRN-16-8 runs gave 1,517
 # baseline run-steps/s and 16 gave 1,529 (benchmarks/README.md, benchmarks/sweep_throughput.py).
 CUDA_PACK_SIZE = 8
@@ -348,7 +237,7 @@ def train_runs(configs: list[ClassifierConfig], results_dir, *, progress: bool =
     Runs are trained in packs of ``pack_size`` (default: ``CUDA_PACK_SIZE`` on CUDA, where a
     pack's runs train concurrently, and 1 on CPU). Each run holds the write lock of its result
     file, checks again that the result is still missing, trains (checkpointing to
-    ``checkpoints/classifiers/`` every 10 epochs, and resuming from there after a preemption),
+    ``checkpoints/classifiers/`` every 10 epochs or 2 minutes, and resuming from there after a preemption),
     writes the result atomically and deletes its checkpoint. A run locked by another process
     is an error, or skipped with ``skip_locked`` (cluster workers share the work that way).
     """
@@ -394,10 +283,9 @@ def _make_run(config: ClassifierConfig, results_dir: Path, train_set, test_set):
         folder = generator_folder(results_dir, config.dataset, config.samples_per_class, config.seed, GENERATOR_METHODS[base])
         generator_run = load_generator(folder, split=split, device=str(resolve_device(config.device)))
     cache = results_dir / "checkpoints" / "segments" / f"{split.filename[:-5]}.pt" if base in DIRECT_METHODS else None
-    # On a CPU a run checkpoints every epoch (seconds to minutes of work), on a GPU every 10.
-    every = 1 if resolve_device(config.device).type == "cpu" else 10
+    # Every 10 epochs, or at the first epoch's end 2 minutes after the last save (a CPU's slow runs).
     return Run(config, train_set, test_set, split, generator_run=generator_run, segments_cache=cache,
-               checkpoint=classifier_checkpoint(results_dir, config), checkpoint_every=every)
+               checkpoint=classifier_checkpoint(results_dir, config), checkpoint_every=10, checkpoint_seconds=120)
 
 
 def load_runs(paths, *, configs: list[ClassifierConfig] | None = None) -> pd.DataFrame:

@@ -375,3 +375,20 @@ def test_workers_end_with_the_process_that_started_them(tmp_path):
     parent.wait()
     wait_until(lambda: not any(alive(pid) for pid in started), what="the workers' end")
     assert os.path.exists(f"/proc/{started[0]}") is False or not alive(started[0])
+
+
+def test_a_run_also_checkpoints_when_its_time_is_due(cifar10_train, cifar10_test, split, tmp_path):
+    """checkpoint_seconds saves at the next epoch boundary once that much time has passed, even
+    between checkpoint_every epochs (short epochs on a CPU lose little when stopped)."""
+    config = ClassifierConfig(dataset="cifar10", samples_per_class=2, seed=0, samples_per_class_per_epoch=4,
+                              **{**TINY, "steps": 12})
+    saved = []
+    run = Run(config, cifar10_train, cifar10_test, split, checkpoint=tmp_path / "run.pt", checkpoint_every=100,
+              checkpoint_seconds=0.0)
+    run._save = lambda: saved.append(run.step)
+    train_pack([run], progress=False)
+    assert saved == [4, 8]  # every epoch boundary before the end
+    never = Run(config, cifar10_train, cifar10_test, split, checkpoint=tmp_path / "other.pt", checkpoint_every=100)
+    never._save = lambda: saved.append(-1)
+    train_pack([never], progress=False)
+    assert -1 not in saved

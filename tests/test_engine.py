@@ -47,7 +47,8 @@ def test_a_run_in_an_interleaved_pack_equals_the_run_alone(cifar10_train, cifar1
         assert record["history"] == records[index]["history"], method
         weights, reference = _weights(pack[index]), _weights(alone[0])
         assert all(torch.equal(weights[k], reference[k]) for k in reference), method
-    assert records[0]["engine"] == {"graphed": False, "pack_size": len(PACK)}
+    assert records[0]["engine"] == {"graphed": False, "pack_size": len(PACK), "bf16": False, "channels_last": False,
+                                    "threads": torch.get_num_threads()}
     assert len({r["history"][-1]["loss"] for r in records}) == len(PACK)  # the methods did differ
 
 
@@ -64,7 +65,8 @@ def test_p_gen_replaces_each_sample_independently(per_batch, cifar10_train, cifa
         rendered, seen = [], []
         run.augment.render = lambda tuples, masks: rendered.append(len(tuples)) or torch.zeros(len(tuples), 3, 32, 32)
         forward = run.model.forward
-        run.model.forward = lambda images: seen.append(images.detach().clone()) or forward(images)
+        # the training steps' inputs (not the learning curve's evaluations)
+        run.model.forward = lambda images: (run.model.training and seen.append(images.detach().clone())) or forward(images)
         for _ in range(100):
             run.advance()
         counts = torch.tensor([int((images.flatten(1) == -1).all(1).sum()) for images in seen])  # black = generated

@@ -325,14 +325,14 @@ def test_run_all_takes_a_profile_file_and_a_failing_notebook_keeps_the_good_one(
     profile = tmp_path / "mine.yaml"
     profile.write_text((REPO / "profiles" / "nbcheck.yaml").read_text())
     results = tmp_path / "results"
-    run = [str(REPO / "run_all.sh"), "--profile", str(profile), "--only", "01", "--results", str(results)]
-    first = subprocess.run(run, capture_output=True, text=True, timeout=LIMIT)
+    run = [str(REPO / "run_all.sh"), "--profile", "mine.yaml", "--only", "01", "--results", str(results)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=LIMIT, cwd=tmp_path)  # relative to the caller
     assert first.returncode == 0 and "Done" in first.stdout, first.stderr[-2000:]
     good = (results / "01_data_splits.ipynb").read_bytes()
     assert b'"profile": "mine"' in good or b"profile = \"mine\"" in good
     for split in (results / "splits").glob("*.json"):  # a damaged split makes notebook 01 fail
         split.write_text("{")
-    second = subprocess.run(run, capture_output=True, text=True, timeout=LIMIT)
+    second = subprocess.run(run, capture_output=True, text=True, timeout=LIMIT, cwd=tmp_path)
     assert second.returncode == 1 and "is kept" in second.stderr, second.stderr[-2000:]
     assert (results / "01_data_splits.ipynb").read_bytes() == good
     assert (results / "01_data_splits.failed.ipynb").exists() and not list(results.glob(".*.running.ipynb"))
